@@ -1,0 +1,1 @@
+"""retarget: a low-latency retargeting ad server."""

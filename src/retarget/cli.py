@@ -1,0 +1,82 @@
+"""``retarget`` command line: ``retarget serve`` runs the service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from retarget.app import create_app
+from retarget.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from retarget.settings import Settings, SettingsError, load_settings, with_secrets
+
+
+def _say(line: str) -> None:
+    print(f"retarget: {line}", file=sys.stderr, flush=True)
+
+
+def serve(settings: Settings) -> None:
+    """Run uvicorn; with no Redis URL, run a private redis-server for as long as we run."""
+    settings, filled = with_secrets(settings)
+    for name in filled:
+        value = getattr(settings, name).get_secret_value()
+        _say(f"development {name}: {value} (kept in {settings.data_dir / 'secrets.json'})")
+
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.redis_dir)
+        settings = settings.model_copy(update={"redis_url": embedded.start()})
+        _say(f"embedded redis-server (pid {embedded.process.pid}) at {settings.redis_url}")  # type: ignore[union-attr]
+    try:
+        config: dict[str, object] = {
+            "host": settings.host,
+            "port": settings.port,
+            "loop": "uvloop",
+            "http": "httptools",
+            "lifespan": "on",
+            "access_log": settings.access_log,
+            "log_level": settings.log_level,
+            "server_header": False,
+            "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        }
+        if settings.workers == 1:
+            uvicorn.run(create_app(settings), **config)  # type: ignore[arg-type]
+        else:
+            # Worker processes rebuild the settings from the environment: hand them what we
+            # resolved here (the embedded Redis URL, development secrets).
+            os.environ["RETARGET_REDIS_URL"] = str(settings.redis_url)
+            os.environ["RETARGET_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()  # type: ignore[union-attr]
+            os.environ["RETARGET_SECRET_KEY"] = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
+            uvicorn.run(
+                "retarget.app:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **config,  # type: ignore[arg-type]
+            )
+    finally:
+        # Stopped last, after uvicorn has drained in-flight requests.
+        if embedded is not None:
+            embedded.stop()
+            _say("embedded redis-server stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="retarget", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the ad server")
+    serve_cmd.add_argument("--host", help="overrides RETARGET_HOST")
+    serve_cmd.add_argument("--port", type=int, help="overrides RETARGET_PORT")
+    serve_cmd.add_argument("--workers", type=int, help="overrides RETARGET_WORKERS")
+    args = parser.parse_args(argv)
+
+    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
+    try:
+        settings = load_settings(**overrides)
+        if args.command == "serve":
+            serve(settings)
+    except (SettingsError, EmbeddedRedisError) as exc:
+        _say(str(exc))
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""HTTP: thin FastAPI routers, one module per concept. Parse, call one function, render."""

@@ -1,0 +1,98 @@
+"""The one place errors become HTTP: every 4xx/5xx body is ``{"error": {code, message, field}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from retarget import errors
+
+log = logging.getLogger("retarget")
+
+STATUS: dict[type[errors.RetargetError], int] = {
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.Unavailable: 503,
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        error_body(code, message, field),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def field_name(loc: Sequence[Any]) -> str | None:
+    """``("body", "user", "id")`` -> ``"user.id"``; ``("query", "sku")`` -> ``"sku"``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    # pydantic adds the tag of a discriminated union ("banner") as a path element; keep it,
+    # it tells the client which variant was checked.
+    return ".".join(parts) if parts else (str(loc[0]) if loc else None)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.RetargetError)
+    async def _domain_error(request: Request, exc: errors.RetargetError) -> Response:
+        return error_response(STATUS.get(type(exc), 400), exc.code, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return error_response(400, "invalid_json", "request body is not valid JSON", "body")
+        field = field_name(first.get("loc", ()))
+        message = str(first.get("msg", "invalid value"))
+        return error_response(422, "validation_error", f"{field}: {message}", field)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such resource: {request.method} {request.url.path}"
+        return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.scope.get("route"))
+        return error_response(500, "internal", "internal error")

@@ -1,0 +1,159 @@
+"""The service's configuration: one object, built once from ``RETARGET_*`` variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+class SettingsError(Exception):
+    """A setting is malformed or missing; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field docs are the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="RETARGET_", frozen=True, extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses to start without an admin token and a secret key.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="`redis://`, `rediss://` or `unix://` URL of the Redis to use. "
+        "Unset: start an embedded redis-server under the data directory.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the admin API. Development: generated once and kept "
+        "in the data directory.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs tracking URLs. Development: generated once and kept "
+        "in the data directory.",
+    )
+    cookie_domain: str | None = Field(
+        None, description="Domain attribute of the `rt_uid` cookie (unset: host-only)."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL the service is reached at, used in embed code "
+        "(unset: taken from the request).",
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Number of worker processes.")
+    data_dir: Path = Field(
+        Path("var"),
+        description="Where development secrets and the embedded Redis (`<data_dir>/redis`) live.",
+    )
+    redis_connect_timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds to wait for a Redis connection."
+    )
+    redis_socket_timeout: float = Field(
+        0.25, gt=0, le=30, description="Seconds to wait for a Redis reply."
+    )
+    redis_health_check_interval: int = Field(
+        30, ge=0, description="Seconds an idle Redis connection may sit before it is re-checked."
+    )
+    redis_max_connections: int = Field(
+        256, ge=1, description="Redis connections per worker process."
+    )
+    catalog_refresh_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="How often each worker checks whether advertisers or audiences changed.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    max_events_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest `POST /v1/events` body, in bytes."
+    )
+    s2s_signature_tolerance_seconds: int = Field(
+        300, ge=1, description="How old a server-to-server signature timestamp may be."
+    )
+    max_memberships_per_user: int = Field(
+        64, ge=1, le=1024, description="Audience memberships kept per user (oldest dropped)."
+    )
+    dedup_window_days: int = Field(
+        35, ge=1, le=400, description="How long an `event_id` or order id is remembered."
+    )
+    access_log: bool = Field(False, description="Log every request (off: hot paths stay lean).")
+    graceful_shutdown_seconds: float = Field(
+        10, ge=0, description="How long SIGTERM waits for in-flight requests."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_known_scheme(cls, url: str | None) -> str | None:
+        if url is None or url == "":
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in REDIS_URL_SCHEMES:
+            raise ValueError(f"must start with {', '.join(s + '://' for s in REDIS_URL_SCHEMES)}")
+        if parts.scheme == "unix" and not parts.path:
+            raise ValueError("unix:// URL needs a socket path")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("needs a host")
+        return url
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("must be an absolute http(s) URL")
+        return url.rstrip("/")
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError naming the first bad one."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "RETARGET_" + str(error["loc"][0]).upper() if error["loc"] else "RETARGET_*"
+        raise SettingsError(f"invalid setting {name}: {error['msg']}") from None
+
+
+def with_secrets(settings: Settings) -> tuple[Settings, list[str]]:
+    """Fill in a missing admin token or secret key.
+
+    Development keeps generated values in ``<data_dir>/secrets.json`` so they survive
+    restarts; production refuses to guess. Returns the settings and the names generated
+    or loaded, so the caller can print them once at startup.
+    """
+    missing = [name for name in ("admin_token", "secret_key") if getattr(settings, name) is None]
+    if not missing:
+        return settings, []
+    if settings.env == "production":
+        name = "RETARGET_" + missing[0].upper()
+        raise SettingsError(f"missing setting {name}: required when RETARGET_ENV=production")
+    path = settings.data_dir / "secrets.json"
+    stored: dict[str, str] = orjson.loads(path.read_bytes()) if path.exists() else {}
+    for name in missing:
+        stored.setdefault(name, secrets.token_urlsafe(32))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_bytes(orjson.dumps(stored, option=orjson.OPT_INDENT_2))
+    filled = settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
+    return filled, missing

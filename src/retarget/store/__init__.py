@@ -1,0 +1,1 @@
+"""Storage: Redis keys, server-side scripts and serialization, behind small classes."""
