@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,10 @@ from retarget.settings import Settings, SettingsError, load_settings, with_secre
 
 def _say(line: str) -> None:
     print(f"retarget: {line}", file=sys.stderr, flush=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 def serve(settings: Settings) -> None:
@@ -31,6 +36,9 @@ def serve(settings: Settings) -> None:
         settings = settings.model_copy(update={"redis_url": embedded.start()})
         _say(f"embedded redis-server (pid {embedded.process.pid}) at {settings.redis_url}")  # type: ignore[union-attr]
     try:
+        # uvicorn drains on SIGTERM, then re-raises it; under the default handler that kills
+        # the process before the finally below has stopped the embedded redis-server.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         config: dict[str, object] = {
             "host": settings.host,
             "port": settings.port,
