@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
+from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
-from retarget.routes import errors, health
+from retarget.routes import advertisers, audiences, errors, events, health, pixel, privacy
+from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
 from retarget.store.client import create_redis
+from retarget.store.config import ConfigStore
+from retarget.store.users import UserStore
 
 log = logging.getLogger("retarget")
 
@@ -25,6 +33,9 @@ class State(TypedDict):
     settings: Settings
     clock: Clock
     redis: Redis
+    config: ConfigStore
+    catalog: LiveCatalog
+    users: UserStore
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -34,9 +45,33 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         redis = create_redis(settings)
+        config = ConfigStore(redis)
+        catalog = LiveCatalog(config.load, config.version)
         try:
-            yield State(settings=settings, clock=clock, redis=redis)
+            await catalog.reload()
+        except (RedisError, OSError) as exc:
+            log.warning("redis unreachable at startup (%s); catalog loads when it answers", exc)
+        refresher = asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds))
+        window = settings.dedup_window_days * DAY
+        users = UserStore(
+            redis,
+            max_fields=settings.max_memberships_per_user,
+            dedup_window_seconds=window,
+            keep_seconds=window,
+        )
+        try:
+            yield State(
+                settings=settings,
+                clock=clock,
+                redis=redis,
+                config=config,
+                catalog=catalog,
+                users=users,
+            )
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await redis.aclose()
 
     app = FastAPI(
@@ -46,13 +81,27 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(health.router)
+    for module in (health, pixel, events, advertisers, audiences, privacy):
+        app.include_router(module.router)
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,
         per_path={"/v1/events": settings.max_events_body_bytes},
     )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the schemas of bodies that routes parse themselves."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        extra = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(extra.pop("$defs", {}))
+        components["EventBatch"] = extra
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app_from_env() -> FastAPI:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class RetargetError(Exception):
     """Base of every error a client can cause; ``code`` is stable, ``message`` is for people."""
@@ -42,3 +45,18 @@ class Unavailable(RetargetError):
     """Our dependency (Redis) is down: not the client's fault, and retryable."""
 
     code = "unavailable"
+
+
+def field_name(loc: Sequence[Any]) -> str | None:
+    """``("body", "user", "id")`` -> ``"user.id"``; ``("query", "sku")`` -> ``"sku"``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    # pydantic adds the tag of a discriminated union ("banner") as a path element; keep it,
+    # it tells the client which variant was checked.
+    return ".".join(parts) if parts else (str(loc[0]) if loc else None)
+
+
+def pydantic_message(error: Any) -> str:
+    """pydantic's message for one error, without its "Value error, " prefix."""
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from retarget import errors
+from retarget.errors import field_name, pydantic_message
 
 log = logging.getLogger("retarget")
 
@@ -60,16 +60,6 @@ def error_response(
     )
 
 
-def field_name(loc: Sequence[Any]) -> str | None:
-    """``("body", "user", "id")`` -> ``"user.id"``; ``("query", "sku")`` -> ``"sku"``."""
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
-        parts = parts[1:]
-    # pydantic adds the tag of a discriminated union ("banner") as a path element; keep it,
-    # it tells the client which variant was checked.
-    return ".".join(parts) if parts else (str(loc[0]) if loc else None)
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RetargetError)
     async def _domain_error(request: Request, exc: errors.RetargetError) -> Response:
@@ -81,7 +71,7 @@ def install(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":
             return error_response(400, "invalid_json", "request body is not valid JSON", "body")
         field = field_name(first.get("loc", ()))
-        message = str(first.get("msg", "invalid value"))
+        message = pydantic_message(first)
         return error_response(422, "validation_error", f"{field}: {message}", field)
 
     @app.exception_handler(HTTPException)
@@ -91,6 +81,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such resource: {request.method} {request.url.path}"
         return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def _storage_down(request: Request, exc: RedisError) -> Response:
+        log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "unavailable", "storage is unavailable, retry later")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,92 @@
+"""Admin API: an advertiser's audiences."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ValidationError
+
+from retarget.audiences import Audience, AudienceRule, AudienceUpdate, new_audience
+from retarget.catalog import Catalog
+from retarget.errors import InvalidInput, NotFound, field_name, pydantic_message
+from retarget.routes.advertisers import find_advertiser
+from retarget.routes.deps import Admin, ConfigDep, FreshCatalog, LiveCatalogDep
+
+router = APIRouter(
+    prefix="/v1/advertisers/{advertiser_id}/audiences", tags=["audiences"], dependencies=[Admin]
+)
+
+
+class AudienceList(BaseModel):
+    audiences: list[Audience]
+
+
+def find_audience(catalog: Catalog, advertiser_id: str, audience_id: str) -> Audience:
+    find_advertiser(catalog, advertiser_id)
+    audience = catalog.audiences.get(audience_id)
+    if audience is None or audience.advertiser_id != advertiser_id:
+        raise NotFound(f"no audience {audience_id} for {advertiser_id}", field="audience_id")
+    return audience
+
+
+@router.post("", status_code=201, response_model=Audience)
+async def create_audience(
+    advertiser_id: str,
+    body: AudienceRule,
+    catalog: FreshCatalog,
+    config: ConfigDep,
+    live: LiveCatalogDep,
+) -> Audience:
+    """Define who joins: every later event of the advertiser is checked against this rule."""
+    find_advertiser(catalog, advertiser_id)
+    audience = new_audience(advertiser_id, body)
+    await config.save_audience(audience)
+    await live.reload()
+    return audience
+
+
+@router.get("", response_model=AudienceList)
+async def list_audiences(advertiser_id: str, catalog: FreshCatalog) -> dict[str, object]:
+    find_advertiser(catalog, advertiser_id)
+    return {"audiences": list(catalog.audiences_of(advertiser_id))}
+
+
+@router.get("/{audience_id}", response_model=Audience)
+async def get_audience(advertiser_id: str, audience_id: str, catalog: FreshCatalog) -> Audience:
+    return find_audience(catalog, advertiser_id, audience_id)
+
+
+@router.patch("/{audience_id}", response_model=Audience)
+async def update_audience(
+    advertiser_id: str,
+    audience_id: str,
+    body: AudienceUpdate,
+    catalog: FreshCatalog,
+    config: ConfigDep,
+    live: LiveCatalogDep,
+) -> Audience:
+    """Change a rule. Existing memberships keep their dates; the new delay applies at once."""
+    audience = find_audience(catalog, advertiser_id, audience_id)
+    merged = audience.model_dump() | body.model_dump(exclude_unset=True, exclude_none=True)
+    try:
+        updated = Audience.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = field_name(error["loc"]) or "body"
+        raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
+    await config.save_audience(updated)
+    await live.reload()
+    return updated
+
+
+@router.delete("/{audience_id}", status_code=204)
+async def delete_audience(
+    advertiser_id: str,
+    audience_id: str,
+    catalog: FreshCatalog,
+    config: ConfigDep,
+    live: LiveCatalogDep,
+) -> Response:
+    """Delete the rule. Stored memberships of it are ignored and expire with their users."""
+    await config.delete_audience(find_audience(catalog, advertiser_id, audience_id))
+    await live.reload()
+    return Response(status_code=204)

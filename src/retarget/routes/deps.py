@@ -1,0 +1,67 @@
+"""Small FastAPI dependencies: the lifespan's state and the admin bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from retarget.catalog import Catalog, LiveCatalog
+from retarget.clock import Clock
+from retarget.errors import Unauthorized
+from retarget.settings import Settings
+from retarget.store.config import ConfigStore
+from retarget.store.users import UserStore
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token (RETARGET_ADMIN_TOKEN).")
+
+
+def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None:
+        raise Unauthorized("missing bearer token", field="Authorization")
+    expected = request.state.settings.admin_token.get_secret_value()
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("invalid bearer token", field="Authorization")
+
+
+async def fresh_catalog(request: Request) -> Catalog:
+    """The catalog, reloaded first if another worker changed the configuration (admin reads)."""
+    live: LiveCatalog = request.state.catalog
+    await live.refresh_if_changed()
+    return live.current
+
+
+Admin = Depends(require_admin)
+FreshCatalog = Annotated[Catalog, Depends(fresh_catalog)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.state.settings
+
+
+def get_live_catalog(request: Request) -> LiveCatalog:
+    return request.state.catalog
+
+
+def get_config(request: Request) -> ConfigStore:
+    return request.state.config
+
+
+def get_users(request: Request) -> UserStore:
+    return request.state.users
+
+
+def get_clock(request: Request) -> Clock:
+    return request.state.clock
+
+
+LiveCatalogDep = Annotated[LiveCatalog, Depends(get_live_catalog)]
+ConfigDep = Annotated[ConfigStore, Depends(get_config)]
+UsersDep = Annotated[UserStore, Depends(get_users)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,87 @@
+"""The purchase pixel: ``GET /px/{pixel_id}.gif``. A hot path: one Redis round trip."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from redis.exceptions import RedisError
+from starlette.responses import Response
+
+from retarget import pixel, privacy, users
+from retarget.errors import InvalidInput
+from retarget.recording import recordings_for
+
+log = logging.getLogger("retarget")
+router = APIRouter(tags=["pixel"])
+
+_HEADERS = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
+_PARAMS = [
+    {
+        "name": "ev",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["purchase", "view", "cart"]},
+    },
+    {"name": "sku", "in": "query", "schema": {"type": "string", "maxLength": 128}},
+    {"name": "cat", "in": "query", "schema": {"type": "string", "maxLength": 128}},
+    {
+        "name": "val",
+        "in": "query",
+        "schema": {"type": "string", "pattern": r"^\d{1,10}(\.\d{1,4})?$"},
+    },
+    {"name": "cur", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z]{3}$"}},
+    {"name": "oid", "in": "query", "schema": {"type": "string", "maxLength": 128}},
+]
+
+
+def _gif(status: int = 200, error: str | None = None) -> Response:
+    headers = dict(_HEADERS)
+    if error is not None:
+        headers["X-Retarget-Error"] = error
+    return Response(pixel.GIF, status_code=status, media_type="image/gif", headers=headers)
+
+
+@router.get(
+    "/px/{pixel_id}.gif",
+    summary="Purchase pixel: records the event, answers a 1x1 transparent GIF",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}}, 400: {}, 404: {}, 503: {}},
+    openapi_extra={"parameters": _PARAMS},
+)
+async def pixel_hit(pixel_id: str, request: Request) -> Response:
+    """Always a GIF, so a page never shows a broken image; errors in ``X-Retarget-Error``."""
+    state = request.state
+    cookies = request.cookies
+    if not privacy.may_track(request.headers.get("sec-gpc"), cookies.get(privacy.OPT_OUT_COOKIE)):
+        return _gif()
+    catalog = state.catalog.current
+    if not catalog.loaded:
+        return _gif(503, "unavailable: configuration not loaded")
+    advertiser = catalog.by_pixel.get(pixel_id)
+    if advertiser is None:
+        return _gif(404, "pixel_id: unknown pixel")
+    now = state.clock.now()
+    try:
+        event = pixel.parse_hit(request.query_params, advertiser.id, now)
+    except InvalidInput as exc:
+        return _gif(400, f"{exc.field}: {exc.message}")
+
+    uid = users.cookie_id_or_none(cookies.get(users.COOKIE_NAME)) or users.new_cookie_id()
+    user = users.UserRef(users.Namespace.COOKIE, uid)
+    (recording,) = recordings_for(event, [user], catalog, now)
+    try:
+        await state.users.record(recording, now)
+        response = _gif()
+    except (RedisError, OSError) as exc:
+        log.warning("pixel not recorded: %s", type(exc).__name__)
+        response = _gif(503, "unavailable: try again")
+    response.set_cookie(
+        users.COOKIE_NAME,
+        uid,
+        max_age=users.COOKIE_MAX_AGE,
+        domain=state.settings.cookie_domain,
+        secure=True,
+        httponly=True,
+        samesite="none",
+    )
+    return response

@@ -1,0 +1,130 @@
+"""A user's state in Redis: audience memberships, last purchases, seen event ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from retarget.audiences import Membership
+from retarget.events import Event, EventType
+from retarget.store import keys
+from retarget.store.scripts import load_script
+from retarget.users import UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One event to record for one user, with the memberships it creates or renews."""
+
+    user: UserRef
+    event: Event
+    memberships: Sequence[Membership]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    memberships: list[Membership]
+    last_purchases: dict[str, dict[str, Any]]  # advertiser id -> purchase
+    seen_event_ids: list[tuple[str, int]]  # (advertiser id:event id, first seen)
+    ttl_seconds: int | None
+
+
+class UserStore:
+    def __init__(
+        self, redis: Redis, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
+    ) -> None:
+        self._redis = redis
+        self._record = load_script(redis, "record_event")
+        self._max_fields = max_fields
+        self._dedup_window = dedup_window_seconds
+        self._keep = keep_seconds
+
+    def _args(self, recording: Recording, now: float) -> tuple[list[str], list[Any]]:
+        event, user = recording.event, recording.user
+        dedup = f"{event.advertiser_id}:{event.dedup_id}" if event.dedup_id else ""
+        purchase_field, purchase = "", b""
+        if event.type is EventType.PURCHASE:
+            purchase_field = keys.last_purchase_field(event.advertiser_id)
+            # "ts" first: the script reads it with a pattern when trimming the profile.
+            purchase = orjson.dumps(
+                {
+                    "ts": int(event.ts),
+                    "sku": event.sku,
+                    "category": event.category,
+                    "value": event.value,
+                    "currency": event.currency,
+                }
+            )
+        argv: list[Any] = [
+            int(now),
+            dedup,
+            self._dedup_window,
+            self._max_fields,
+            purchase_field,
+            purchase,
+            self._keep,
+        ]
+        for m in recording.memberships:
+            argv += [keys.membership_field(m.audience_id), m.since, m.expires]
+        return [keys.user_profile(user), keys.user_seen_events(user)], argv
+
+    async def record(self, recording: Recording, now: float) -> bool:
+        """Record in one round trip (one EVALSHA); False when the event id was already seen."""
+        script_keys, argv = self._args(recording, now)
+        return bool(await self._record(keys=script_keys, args=argv))
+
+    async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool]:
+        """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
+        calls = [self._args(recording, now) for recording in recordings]
+        results = await self._evalsha_all(calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:  # Redis restarted and forgot the script: those calls did nothing yet.
+            self._record.sha = await self._redis.script_load(self._record.script)
+            for i, result in zip(
+                missing, await self._evalsha_all([calls[i] for i in missing]), strict=False
+            ):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [bool(r) for r in results]
+
+    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        # Not redis-py's Script-in-pipeline: that sends SCRIPT EXISTS first, a second trip.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script_keys, argv in calls:
+                pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *argv)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def load(self, user: UserRef) -> StoredProfile:
+        """Everything stored about a user, for export (one round trip)."""
+        profile_key, seen_key = keys.user_keys(user)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(profile_key)
+            pipe.zrange(seen_key, 0, -1, withscores=True)
+            pipe.ttl(profile_key)
+            fields, seen, ttl = await pipe.execute()
+        memberships, purchases = [], {}
+        for raw_name, raw_value in fields.items():
+            name, value = raw_name.decode(), raw_value.decode()
+            kind, _, ident = name.partition(":")
+            if kind == "m":
+                since, _, expires = value.partition(":")
+                memberships.append(Membership(ident, int(since), int(expires)))
+            elif kind == "p":
+                purchases[ident] = orjson.loads(value)
+        return StoredProfile(
+            memberships=sorted(memberships, key=lambda m: m.audience_id),
+            last_purchases=purchases,
+            seen_event_ids=[(member.decode(), int(score)) for member, score in seen],
+            ttl_seconds=ttl if ttl >= 0 else None,
+        )
+
+    async def erase(self, user: UserRef) -> bool:
+        """Delete every key of the user; True when there was something to delete."""
+        return bool(await self._redis.delete(*keys.user_keys(user)))
