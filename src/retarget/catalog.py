@@ -1,6 +1,8 @@
-"""The in-process catalog: an immutable snapshot of the configuration, swapped whole.
+"""The in-process catalog: an immutable, compiled snapshot of the configuration.
 
-Hot paths read only ``LiveCatalog.current`` — never Redis — for advertisers and audiences.
+Hot paths read only ``LiveCatalog.current`` — never Redis — for advertisers, audiences,
+campaigns, publishers and API keys. A change anywhere builds a new catalog, which replaces
+the old one in a single assignment, so a request sees one version from start to end.
 """
 
 from __future__ import annotations
@@ -12,19 +14,64 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from retarget.advertisers import Advertiser
+from retarget.api_keys import StoredKey
 from retarget.audiences import Audience
+from retarget.campaigns import Campaign, Status
+from retarget.creatives import Format, creative_format
+from retarget.publishers import Publisher, SiteCategory, Size
+from retarget.store import keys
 from retarget.store.config import ConfigSnapshot
 
 log = logging.getLogger("retarget")
 
 
+def _empty() -> Mapping:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCampaign:
+    """A campaign that may serve, with its targeting compiled into sets for O(1) checks."""
+
+    campaign: Campaign
+    excluded_audiences: frozenset[str]
+    site_categories: frozenset[SiteCategory]  # empty: all
+    publisher_allow: frozenset[str]  # empty: all
+    publisher_deny: frozenset[str]
+    sizes: frozenset[Size]  # empty: any
+    creatives_by_format: Mapping[Format, tuple]
+
+    @classmethod
+    def compile(cls, campaign: Campaign) -> ServingCampaign:
+        by_format: dict[Format, list] = {}
+        for creative in campaign.creatives:
+            by_format.setdefault(creative_format(creative), []).append(creative)
+        return cls(
+            campaign=campaign,
+            excluded_audiences=frozenset(campaign.exclude_audience_ids),
+            site_categories=frozenset(campaign.site_categories),
+            publisher_allow=frozenset(campaign.publisher_allow),
+            publisher_deny=frozenset(campaign.publisher_deny),
+            sizes=frozenset(tuple(s) for s in campaign.sizes),
+            creatives_by_format=MappingProxyType(
+                {f: tuple(c) for f, c in by_format.items() if f in campaign.formats}
+            ),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Catalog:
     version: int = -1  # -1: not loaded yet (Redis was unreachable at startup)
-    advertisers: Mapping[str, Advertiser] = field(default_factory=dict)
-    by_pixel: Mapping[str, Advertiser] = field(default_factory=dict)
-    audiences: Mapping[str, Audience] = field(default_factory=dict)
-    audiences_by_advertiser: Mapping[str, tuple[Audience, ...]] = field(default_factory=dict)
+    advertisers: Mapping[str, Advertiser] = field(default_factory=_empty)
+    by_pixel: Mapping[str, Advertiser] = field(default_factory=_empty)
+    audiences: Mapping[str, Audience] = field(default_factory=_empty)
+    audiences_by_advertiser: Mapping[str, tuple[Audience, ...]] = field(default_factory=_empty)
+    campaigns: Mapping[str, Campaign] = field(default_factory=_empty)
+    publishers: Mapping[str, Publisher] = field(default_factory=_empty)
+    # SHA-256 of the key -> its owner
+    api_keys: Mapping[str, StoredKey] = field(default_factory=_empty)
+    # Index for decisions: audience id -> campaigns that include it and may serve.
+    serving_by_audience: Mapping[str, tuple[ServingCampaign, ...]] = field(default_factory=_empty)
 
     @property
     def loaded(self) -> bool:
@@ -33,19 +80,52 @@ class Catalog:
     def audiences_of(self, advertiser_id: str) -> tuple[Audience, ...]:
         return self.audiences_by_advertiser.get(advertiser_id, ())
 
+    def campaigns_of(self, advertiser_id: str) -> list[Campaign]:
+        return [c for c in self.campaigns.values() if c.advertiser_id == advertiser_id]
+
+    def candidates(self, audience_ids: list[str]) -> dict[str, ServingCampaign]:
+        """Serving campaigns that include any of these audiences. Costs what the user's
+        audiences hold, not what the catalog holds."""
+        found: dict[str, ServingCampaign] = {}
+        for audience_id in audience_ids:
+            for serving in self.serving_by_audience.get(audience_id, ()):
+                found[serving.campaign.id] = serving
+        return found
+
 
 def build_catalog(snapshot: ConfigSnapshot) -> Catalog:
+    """Decode and index a stored snapshot."""
+    advertisers = [Advertiser.model_validate_json(j) for j in snapshot.of(keys.ADVERTISERS)]
+    audiences = sorted(
+        (Audience.model_validate_json(j) for j in snapshot.of(keys.AUDIENCES)), key=lambda a: a.id
+    )
+    campaigns = [Campaign.model_validate_json(j) for j in snapshot.of(keys.CAMPAIGNS)]
+    publishers = [Publisher.model_validate_json(j) for j in snapshot.of(keys.PUBLISHERS)]
+    api_keys = {
+        digest: StoredKey.model_validate_json(j)
+        for digest, j in snapshot.families.get(keys.API_KEYS, {}).items()
+    }
+
     by_advertiser: dict[str, list[Audience]] = {}
-    for audience in sorted(snapshot.audiences, key=lambda a: a.id):
+    for audience in audiences:
         by_advertiser.setdefault(audience.advertiser_id, []).append(audience)
+    serving: dict[str, list[ServingCampaign]] = {}
+    for campaign in sorted(campaigns, key=lambda c: c.id):
+        if campaign.status is Status.ACTIVE and campaign.creatives:
+            compiled = ServingCampaign.compile(campaign)
+            for audience_id in campaign.audience_ids:
+                serving.setdefault(audience_id, []).append(compiled)
+
     return Catalog(
         version=snapshot.version,
-        advertisers=MappingProxyType({a.id: a for a in snapshot.advertisers}),
-        by_pixel=MappingProxyType({a.pixel_id: a for a in snapshot.advertisers}),
-        audiences=MappingProxyType({a.id: a for a in snapshot.audiences}),
-        audiences_by_advertiser=MappingProxyType(
-            {adv: tuple(auds) for adv, auds in by_advertiser.items()}
-        ),
+        advertisers=MappingProxyType({a.id: a for a in advertisers}),
+        by_pixel=MappingProxyType({a.pixel_id: a for a in advertisers}),
+        audiences=MappingProxyType({a.id: a for a in audiences}),
+        audiences_by_advertiser=MappingProxyType({k: tuple(v) for k, v in by_advertiser.items()}),
+        campaigns=MappingProxyType({c.id: c for c in campaigns}),
+        publishers=MappingProxyType({p.id: p for p in publishers}),
+        api_keys=MappingProxyType(api_keys),
+        serving_by_audience=MappingProxyType({k: tuple(v) for k, v in serving.items()}),
     )
 
 

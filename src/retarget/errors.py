@@ -21,6 +21,10 @@ class InvalidInput(RetargetError):
     code = "validation_error"
 
 
+class InvalidJson(RetargetError):
+    code = "invalid_json"
+
+
 class NotFound(RetargetError):
     code = "not_found"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retarget.advertisers import (
     Advertiser,
@@ -14,19 +14,22 @@ from retarget.advertisers import (
     new_advertiser,
     new_secret,
 )
+from retarget.api_keys import Role, StoredKey, key_hash, new_key
 from retarget.catalog import Catalog
 from retarget.embed import pixel_embed
 from retarget.errors import NotFound
 from retarget.routes.deps import (
     Admin,
+    Caller,
     ClockDep,
     ConfigDep,
     FreshCatalog,
     LiveCatalogDep,
     SettingsDep,
 )
+from retarget.store import keys
 
-router = APIRouter(prefix="/v1/advertisers", tags=["advertisers"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/advertisers", tags=["advertisers"])
 
 
 class AdvertiserOut(BaseModel):
@@ -49,6 +52,12 @@ class SecretOut(BaseModel):
     s2s_secret: str
 
 
+class KeyCreated(BaseModel):
+    api_key: str = Field(description="Shown once; only its hash is stored.")
+    role: Role
+    owner_id: str
+
+
 class PixelCode(BaseModel):
     pixel_id: str
     pixel_url: str
@@ -63,24 +72,31 @@ def find_advertiser(catalog: Catalog, advertiser_id: str) -> Advertiser:
     return advertiser
 
 
-@router.post("", status_code=201, response_model=AdvertiserCreated)
+@router.post("", status_code=201, response_model=AdvertiserCreated, dependencies=[Admin])
 async def create_advertiser(
     body: AdvertiserCreate, config: ConfigDep, live: LiveCatalogDep, clock: ClockDep
 ) -> Advertiser:
     """Create an advertiser. The response is the only time ``s2s_secret`` is shown."""
     advertiser = new_advertiser(body, clock.now())
-    await config.save_advertiser(advertiser)
+    await config.write(put={keys.ADVERTISERS: {advertiser.id: advertiser.model_dump_json()}})
     await live.reload()
     return advertiser
 
 
 @router.get("", response_model=AdvertiserList)
-async def list_advertisers(catalog: FreshCatalog) -> dict[str, object]:
-    return {"advertisers": sorted(catalog.advertisers.values(), key=lambda a: (a.created_at, a.id))}
+async def list_advertisers(catalog: FreshCatalog, caller: Caller) -> dict[str, object]:
+    """All advertisers for the admin; an advertiser key sees only its own."""
+    visible = [
+        a
+        for a in catalog.advertisers.values()
+        if caller.role is Role.ADMIN or (caller.role is Role.ADVERTISER and caller.owner_id == a.id)
+    ]
+    return {"advertisers": sorted(visible, key=lambda a: (a.created_at, a.id))}
 
 
 @router.get("/{advertiser_id}", response_model=AdvertiserOut)
-async def get_advertiser(advertiser_id: str, catalog: FreshCatalog) -> Advertiser:
+async def get_advertiser(advertiser_id: str, catalog: FreshCatalog, caller: Caller) -> Advertiser:
+    caller.require_advertiser(advertiser_id)
     return find_advertiser(catalog, advertiser_id)
 
 
@@ -91,42 +107,82 @@ async def update_advertiser(
     catalog: FreshCatalog,
     config: ConfigDep,
     live: LiveCatalogDep,
+    caller: Caller,
 ) -> Advertiser:
+    caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     updated = advertiser.model_copy(update=body.model_dump(exclude_unset=True, exclude_none=True))
-    await config.save_advertiser(updated)
+    await config.write(put={keys.ADVERTISERS: {updated.id: updated.model_dump_json()}})
     await live.reload()
     return updated
 
 
-@router.delete("/{advertiser_id}", status_code=204)
+@router.delete("/{advertiser_id}", status_code=204, dependencies=[Admin])
 async def delete_advertiser(
     advertiser_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
 ) -> Response:
-    """Delete the advertiser and its audiences; its pixel stops recording at once."""
-    advertiser = find_advertiser(catalog, advertiser_id)
-    await config.delete_advertiser(advertiser, list(catalog.audiences_of(advertiser_id)))
+    """Delete the advertiser with its audiences, campaigns and keys; its pixel stops at once."""
+    find_advertiser(catalog, advertiser_id)
+    await config.write(
+        delete={
+            keys.ADVERTISERS: [advertiser_id],
+            keys.AUDIENCES: [a.id for a in catalog.audiences_of(advertiser_id)],
+            keys.CAMPAIGNS: [c.id for c in catalog.campaigns_of(advertiser_id)],
+            keys.API_KEYS: [h for h, k in catalog.api_keys.items() if k.owner_id == advertiser_id],
+        }
+    )
     await live.reload()
     return Response(status_code=204)
 
 
 @router.post("/{advertiser_id}/secret", response_model=SecretOut)
 async def rotate_secret(
-    advertiser_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    advertiser_id: str,
+    catalog: FreshCatalog,
+    config: ConfigDep,
+    live: LiveCatalogDep,
+    caller: Caller,
 ) -> dict[str, str]:
     """Replace the server-to-server secret; the old one stops working at once."""
+    caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     rotated = advertiser.model_copy(update={"s2s_secret": new_secret()})
-    await config.save_advertiser(rotated)
+    await config.write(put={keys.ADVERTISERS: {rotated.id: rotated.model_dump_json()}})
     await live.reload()
     return {"s2s_secret": rotated.s2s_secret}
 
 
 @router.get("/{advertiser_id}/pixel", response_model=PixelCode)
 async def pixel_code(
-    advertiser_id: str, catalog: FreshCatalog, settings: SettingsDep, request: Request
+    advertiser_id: str,
+    catalog: FreshCatalog,
+    settings: SettingsDep,
+    request: Request,
+    caller: Caller,
 ) -> dict[str, str]:
     """Embed code for the order-confirmation page: an image tag and an async script tag."""
+    caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     base_url = settings.public_url or str(request.base_url).rstrip("/")
     return pixel_embed(base_url, advertiser.pixel_id)
+
+
+@router.post(
+    "/{advertiser_id}/keys", status_code=201, response_model=KeyCreated, dependencies=[Admin]
+)
+async def create_advertiser_key(
+    advertiser_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+) -> KeyCreated:
+    """An API key that reads and changes only this advertiser and what belongs to it."""
+    find_advertiser(catalog, advertiser_id)
+    return await issue_key(config, live, Role.ADVERTISER, advertiser_id)
+
+
+async def issue_key(
+    config: ConfigDep, live: LiveCatalogDep, role: Role, owner_id: str
+) -> KeyCreated:
+    api_key = new_key(role)
+    stored = StoredKey(role=role, owner_id=owner_id, prefix=api_key[:10])
+    await config.write(put={keys.API_KEYS: {key_hash(api_key): stored.model_dump_json()}})
+    await live.reload()
+    return KeyCreated(api_key=api_key, role=role, owner_id=owner_id)

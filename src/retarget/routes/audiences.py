@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ValidationError
 
 from retarget.audiences import Audience, AudienceRule, AudienceUpdate, new_audience
 from retarget.catalog import Catalog
 from retarget.errors import InvalidInput, NotFound, field_name, pydantic_message
 from retarget.routes.advertisers import find_advertiser
-from retarget.routes.deps import Admin, ConfigDep, FreshCatalog, LiveCatalogDep
+from retarget.routes.deps import Caller, ConfigDep, FreshCatalog, LiveCatalogDep
+from retarget.store import keys
+
+
+def _own_advertiser(advertiser_id: str, caller: Caller) -> None:
+    caller.require_advertiser(advertiser_id)
+
 
 router = APIRouter(
-    prefix="/v1/advertisers/{advertiser_id}/audiences", tags=["audiences"], dependencies=[Admin]
+    prefix="/v1/advertisers/{advertiser_id}/audiences",
+    tags=["audiences"],
+    dependencies=[Depends(_own_advertiser)],
 )
 
 
@@ -39,7 +47,7 @@ async def create_audience(
     """Define who joins: every later event of the advertiser is checked against this rule."""
     find_advertiser(catalog, advertiser_id)
     audience = new_audience(advertiser_id, body)
-    await config.save_audience(audience)
+    await config.write(put={keys.AUDIENCES: {audience.id: audience.model_dump_json()}})
     await live.reload()
     return audience
 
@@ -73,7 +81,7 @@ async def update_audience(
         error = exc.errors()[0]
         field = field_name(error["loc"]) or "body"
         raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
-    await config.save_audience(updated)
+    await config.write(put={keys.AUDIENCES: {updated.id: updated.model_dump_json()}})
     await live.reload()
     return updated
 
@@ -87,6 +95,7 @@ async def delete_audience(
     live: LiveCatalogDep,
 ) -> Response:
     """Delete the rule. Stored memberships of it are ignored and expire with their users."""
-    await config.delete_audience(find_audience(catalog, advertiser_id, audience_id))
+    find_audience(catalog, advertiser_id, audience_id)
+    await config.write(delete={keys.AUDIENCES: [audience_id]})
     await live.reload()
     return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""Small FastAPI dependencies: the lifespan's state and the admin bearer token."""
+"""Small FastAPI dependencies: the lifespan's state and who is calling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from retarget.api_keys import Principal, Role, key_hash
 from retarget.catalog import Catalog, LiveCatalog
 from retarget.clock import Clock
 from retarget.errors import Unauthorized
@@ -15,18 +16,31 @@ from retarget.settings import Settings
 from retarget.store.config import ConfigStore
 from retarget.store.users import UserStore
 
-_bearer = HTTPBearer(auto_error=False, description="The admin token (RETARGET_ADMIN_TOKEN).")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The admin token (RETARGET_ADMIN_TOKEN), an advertiser key or a publisher key.",
+)
 
 
-def require_admin(
+def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Principal:
+    """401 without a known key; which key it is decides the scope (checked per route: 403)."""
     if credentials is None:
         raise Unauthorized("missing bearer token", field="Authorization")
-    expected = request.state.settings.admin_token.get_secret_value()
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+    token = credentials.credentials
+    admin_token = request.state.settings.admin_token.get_secret_value()
+    if hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal(Role.ADMIN)
+    stored = request.state.catalog.current.api_keys.get(key_hash(token))
+    if stored is None:
         raise Unauthorized("invalid bearer token", field="Authorization")
+    return Principal(stored.role, stored.owner_id)
+
+
+def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> None:
+    principal.require_admin()
 
 
 async def fresh_catalog(request: Request) -> Catalog:
@@ -37,6 +51,7 @@ async def fresh_catalog(request: Request) -> Catalog:
 
 
 Admin = Depends(require_admin)
+Caller = Annotated[Principal, Depends(authenticate)]
 FreshCatalog = Annotated[Catalog, Depends(fresh_catalog)]
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger("retarget")
 
 STATUS: dict[type[errors.RetargetError], int] = {
     errors.InvalidInput: 422,
+    errors.InvalidJson: 400,
     errors.NotFound: 404,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,

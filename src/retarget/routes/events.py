@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from retarget import signing
-from retarget.errors import InvalidInput, Unauthorized
+from retarget.errors import InvalidJson, Unauthorized
 from retarget.recording import recordings_for
 from retarget.server_events import EventBatch, parse_batch
 
@@ -65,7 +65,7 @@ async def record_events(
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise InvalidInput("request body is not valid JSON", field="body") from None
+        raise InvalidJson("request body is not valid JSON", field="body") from None
 
     max_age = state.settings.dedup_window_days * 86400
     parsed, rejected = parse_batch(payload, advertiser.id, now, max_age)

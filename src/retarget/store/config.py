@@ -1,26 +1,31 @@
-"""Advertiser and audience definitions in Redis, changed together with a version counter."""
+"""Configuration (advertisers, audiences, campaigns, publishers, API keys) in Redis.
+
+Each family is one hash of id -> JSON under the ``{cfg}`` hash tag. Every change is one
+MULTI/EXEC that also bumps ``{cfg}:version``, which is how every worker notices it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from retarget.advertisers import Advertiser
-from retarget.audiences import Audience
 from retarget.store import keys
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
+    """The raw stored configuration: family -> id -> JSON bytes."""
+
     version: int
-    advertisers: list[Advertiser]
-    audiences: list[Audience]
+    families: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+
+    def of(self, family: str) -> Iterable[bytes]:
+        return self.families.get(family, {}).values()
 
 
 class ConfigStore:
-    """Every write is one MULTI/EXEC that also bumps ``{cfg}:version``, so workers see it."""
-
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
@@ -28,41 +33,33 @@ class ConfigStore:
         return int(await self._redis.get(keys.CONFIG_VERSION) or 0)
 
     async def load(self) -> ConfigSnapshot:
-        """Read the whole configuration in one round trip."""
+        """Read the whole configuration, consistently, in one round trip."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.CONFIG_VERSION)
-            pipe.hvals(keys.ADVERTISERS)
-            pipe.hvals(keys.AUDIENCES)
-            version, advertisers, audiences = await pipe.execute()
+            for family in keys.CONFIG_FAMILIES:
+                pipe.hgetall(keys.config_family(family))
+            version, *hashes = await pipe.execute()
         return ConfigSnapshot(
             version=int(version or 0),
-            advertisers=[Advertiser.model_validate_json(a) for a in advertisers],
-            audiences=[Audience.model_validate_json(a) for a in audiences],
+            families={
+                family: {k.decode(): v for k, v in stored.items()}
+                for family, stored in zip(keys.CONFIG_FAMILIES, hashes, strict=True)
+            },
         )
 
-    async def save_advertiser(self, advertiser: Advertiser) -> None:
+    async def write(
+        self,
+        put: Mapping[str, Mapping[str, str]] | None = None,
+        delete: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        """Apply puts (family -> id -> JSON) and deletes (family -> ids) atomically."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.ADVERTISERS, advertiser.id, advertiser.model_dump_json())
-            pipe.incr(keys.CONFIG_VERSION)
-            await pipe.execute()
-
-    async def delete_advertiser(self, advertiser: Advertiser, audiences: list[Audience]) -> None:
-        """Delete an advertiser with its audiences; its pixel stops recording at once."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.ADVERTISERS, advertiser.id)
-            if audiences:
-                pipe.hdel(keys.AUDIENCES, *(a.id for a in audiences))
-            pipe.incr(keys.CONFIG_VERSION)
-            await pipe.execute()
-
-    async def save_audience(self, audience: Audience) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.AUDIENCES, audience.id, audience.model_dump_json())
-            pipe.incr(keys.CONFIG_VERSION)
-            await pipe.execute()
-
-    async def delete_audience(self, audience: Audience) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.AUDIENCES, audience.id)
+            for family, items in (put or {}).items():
+                if items:
+                    pipe.hset(keys.config_family(family), mapping=dict(items))
+            for family, ids in (delete or {}).items():
+                ids = list(ids)
+                if ids:
+                    pipe.hdel(keys.config_family(family), *ids)
             pipe.incr(keys.CONFIG_VERSION)
             await pipe.execute()

@@ -32,8 +32,19 @@ def user_keys(user: UserRef) -> list[str]:
 
 
 CONFIG_VERSION = "{cfg}:version"
-ADVERTISERS = "{cfg}:advertisers"  # hash: advertiser id -> JSON
-AUDIENCES = "{cfg}:audiences"  # hash: audience id -> JSON
+ADVERTISERS, AUDIENCES, CAMPAIGNS, PUBLISHERS, API_KEYS = (
+    "advertisers",
+    "audiences",
+    "campaigns",
+    "publishers",
+    "api_keys",  # id is the SHA-256 of the key: keys themselves are never stored
+)
+CONFIG_FAMILIES = (ADVERTISERS, AUDIENCES, CAMPAIGNS, PUBLISHERS, API_KEYS)
+
+
+def config_family(family: str) -> str:
+    """Hash of one configuration family: id -> JSON."""
+    return "{cfg}:" + family
 
 
 def membership_field(audience_id: str) -> str:

@@ -1,0 +1,75 @@
+"""Publishers: the partner sites and apps whose ad slots ask us for ads."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from retarget.advertisers import Domain, Name
+from retarget.creatives import Format, Pixels
+
+
+class SiteCategory(StrEnum):
+    SOCIAL = "social"
+    GAMES = "games"
+    VIDEO = "video"
+    PHOTO = "photo"
+    NEWS = "news"
+    OTHER = "other"
+
+
+Size = tuple[Pixels, Pixels]
+PlacementId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Placement(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: PlacementId
+    format: Format
+    sizes: list[Size] = Field(default_factory=list, max_length=20)
+
+
+class PublisherFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    domain: Domain
+    site_category: SiteCategory
+    placements: list[Placement] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _placement_ids_are_unique(self) -> Self:
+        ids = [p.id for p in self.placements]
+        if len(ids) != len(set(ids)):
+            raise ValueError("placements: ids must be unique")
+        return self
+
+
+class PublisherUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    domain: Domain | None = None
+    site_category: SiteCategory | None = None
+    placements: list[Placement] | None = Field(None, max_length=100)
+
+
+class Publisher(PublisherFields):
+    id: str
+    created_at: datetime
+
+    def placement(self, placement_id: str) -> Placement | None:
+        return next((p for p in self.placements if p.id == placement_id), None)
+
+
+def new_publisher(fields: PublisherFields, now: float) -> Publisher:
+    return Publisher(
+        id="pub_" + secrets.token_hex(6),
+        created_at=datetime.fromtimestamp(now, UTC),
+        **dict(fields),
+    )
