@@ -17,7 +17,17 @@ from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
-from retarget.routes import advertisers, audiences, errors, events, health, pixel, privacy
+from retarget.routes import (
+    advertisers,
+    audiences,
+    campaigns,
+    errors,
+    events,
+    health,
+    pixel,
+    privacy,
+    publishers,
+)
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
 from retarget.store.client import create_redis
@@ -81,7 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, pixel, events, advertisers, audiences, privacy):
+    for module in (health, pixel, events, advertisers, audiences, campaigns, publishers, privacy):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimit,

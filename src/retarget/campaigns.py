@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from retarget.advertisers import Name
 from retarget.creatives import Creative, Format, creative_format
@@ -82,11 +82,13 @@ class CampaignFields(BaseModel):
         False, description="May fill several placements of one request."
     )
 
-    @model_validator(mode="after")
-    def _flight_is_ordered(self) -> Self:
-        if self.start and self.end and self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _flight_is_ordered(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if start is not None and end is not None and end <= start:
+            raise ValueError("must be after start")
+        return end
 
 
 class Campaign(CampaignFields):
