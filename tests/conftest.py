@@ -17,7 +17,7 @@ from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
-# 2027-01-15 12:00:00 UTC: a fixed "now" that tests move forward explicitly.
+# 2027-01-15 08:00:00 UTC: a fixed "now" that tests move forward explicitly.
 T0 = 1_800_000_000.0
 
 

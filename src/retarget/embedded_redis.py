@@ -83,6 +83,8 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--logfile", "redis.log",
+            # A user profile hash holds ~60-90 byte purchase values; let it stay compact.
+            "--hash-max-ziplist-value", "128",
         ]  # fmt: skip
         if self.port is None:
             command += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]

@@ -23,6 +23,7 @@ class Event:
     type: EventType
     ts: float
     sku: str | None = None
+    product: str | None = None  # the product's name, for the {product} macro
     category: str | None = None
     value: float | None = None
     currency: str | None = None

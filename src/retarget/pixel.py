@@ -58,6 +58,7 @@ def parse_hit(params: Mapping[str, str], advertiser_id: str, now: float) -> Even
         type=event_type,
         ts=now,
         sku=_text(params, "sku"),
+        product=_text(params, "pn"),
         category=_text(params, "cat"),
         value=value,
         currency=currency,

@@ -51,6 +51,7 @@ class ServerEvent(BaseModel):
     ts: datetime = Field(description="When it happened: unix seconds or ISO 8601.")
     user: UserIds
     sku: Text | None = None
+    product_name: Text | None = None
     category: Text | None = None
     value: float | None = Field(None, ge=0, le=1e10)
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
@@ -128,6 +129,7 @@ def _parse_one(
             type=event.type,
             ts=ts,
             sku=event.sku,
+            product=event.product_name,
             category=event.category,
             value=event.value,
             currency=event.currency,

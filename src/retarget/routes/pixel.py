@@ -23,6 +23,7 @@ _PARAMS = [
         "schema": {"type": "string", "enum": ["purchase", "view", "cart"]},
     },
     {"name": "sku", "in": "query", "schema": {"type": "string", "maxLength": 128}},
+    {"name": "pn", "in": "query", "schema": {"type": "string", "maxLength": 128}},
     {"name": "cat", "in": "query", "schema": {"type": "string", "maxLength": 128}},
     {
         "name": "val",

@@ -40,7 +40,12 @@ for i = 8, #ARGV, 3 do
     keep_until = math.max(keep_until, expires)
 end
 if ARGV[5] ~= "" then
-    redis.call("HSET", KEYS[1], ARGV[5], ARGV[6])
+    -- Keep the latest purchase: a late, older event must not replace it.
+    local stored = redis.call("HGET", KEYS[1], ARGV[5])
+    local stored_ts = stored and tonumber(string.match(stored, '^{"ts":(%d+)')) or -1
+    if tonumber(string.match(ARGV[6], '^{"ts":(%d+)')) >= stored_ts then
+        redis.call("HSET", KEYS[1], ARGV[5], ARGV[6])
+    end
 end
 
 -- Bound the profile: drop expired memberships, then the oldest fields, until it fits.

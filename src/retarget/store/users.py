@@ -34,6 +34,33 @@ class StoredProfile:
     ttl_seconds: int | None
 
 
+# Short field names keep a profile under Redis's compact-hash value limit (64 bytes).
+_PURCHASE_FIELDS = {
+    "s": "sku",
+    "n": "product",
+    "c": "category",
+    "v": "value",
+    "$": "currency",
+}
+
+
+def encode_purchase(event: Event) -> bytes:
+    """``{"ts":..}`` first: the scripts read it with a pattern (latest wins, trimming)."""
+    stored: dict[str, object] = {"ts": int(event.ts)}
+    for short, name in _PURCHASE_FIELDS.items():
+        value = getattr(event, name)
+        if value is not None:
+            stored[short] = value
+    return orjson.dumps(stored)
+
+
+def decode_purchase(raw: bytes | str) -> dict[str, Any]:
+    stored = orjson.loads(raw)
+    return {"ts": stored.get("ts")} | {
+        name: stored.get(short) for short, name in _PURCHASE_FIELDS.items()
+    }
+
+
 class UserStore:
     def __init__(
         self, redis: Redis, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
@@ -50,16 +77,7 @@ class UserStore:
         purchase_field, purchase = "", b""
         if event.type is EventType.PURCHASE:
             purchase_field = keys.last_purchase_field(event.advertiser_id)
-            # "ts" first: the script reads it with a pattern when trimming the profile.
-            purchase = orjson.dumps(
-                {
-                    "ts": int(event.ts),
-                    "sku": event.sku,
-                    "category": event.category,
-                    "value": event.value,
-                    "currency": event.currency,
-                }
-            )
+            purchase = encode_purchase(event)
         argv: list[Any] = [
             int(now),
             dedup,
@@ -117,7 +135,7 @@ class UserStore:
                 since, _, expires = value.partition(":")
                 memberships.append(Membership(ident, int(since), int(expires)))
             elif kind == "p":
-                purchases[ident] = orjson.loads(value)
+                purchases[ident] = decode_purchase(value)
         return StoredProfile(
             memberships=sorted(memberships, key=lambda m: m.audience_id),
             last_purchases=purchases,
