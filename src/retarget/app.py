@@ -17,21 +17,28 @@ from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
+from retarget.decider import Decider
+from retarget.decisions import DecisionRequest
 from retarget.routes import (
     advertisers,
     audiences,
     campaigns,
+    decisions,
     errors,
     events,
     health,
     pixel,
     privacy,
     publishers,
+    tracking,
 )
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
 from retarget.store.client import create_redis
 from retarget.store.config import ConfigStore
+from retarget.store.counters import Counters
+from retarget.store.decisions import DecisionStore
+from retarget.store.tracking import TrackingStore
 from retarget.store.users import UserStore
 
 log = logging.getLogger("retarget")
@@ -46,6 +53,9 @@ class State(TypedDict):
     config: ConfigStore
     catalog: LiveCatalog
     users: UserStore
+    counters: Counters
+    decider: Decider
+    tracking: TrackingStore
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -61,7 +71,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await catalog.reload()
         except (RedisError, OSError) as exc:
             log.warning("redis unreachable at startup (%s); catalog loads when it answers", exc)
-        refresher = asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds))
         window = settings.dedup_window_days * DAY
         users = UserStore(
             redis,
@@ -69,6 +78,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             dedup_window_seconds=window,
             keep_seconds=window,
         )
+        counters = Counters(redis, clock.now)
+        background = [
+            asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds)),
+            asyncio.create_task(counters.keep_flushing(settings.counters_flush_seconds)),
+        ]
         try:
             yield State(
                 settings=settings,
@@ -77,11 +91,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 config=config,
                 catalog=catalog,
                 users=users,
+                counters=counters,
+                decider=Decider(DecisionStore(redis), counters, settings, clock),
+                tracking=TrackingStore(
+                    redis,
+                    remember_seconds=settings.tracking_ttl_seconds,
+                    attribution_seconds=window,
+                ),
             )
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(RedisError, OSError):
+                await counters.flush()  # the last counts of a clean shutdown
             await redis.aclose()
 
     app = FastAPI(
@@ -91,7 +114,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, pixel, events, advertisers, audiences, campaigns, publishers, privacy):
+    for module in (
+        health,
+        decisions,
+        pixel,
+        tracking,
+        events,
+        advertisers,
+        audiences,
+        campaigns,
+        publishers,
+        privacy,
+    ):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimit,
@@ -106,10 +140,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, plus the schemas of bodies that routes parse themselves."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        extra = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(extra.pop("$defs", {}))
-        components["EventBatch"] = extra
+        for model in (EventBatch, DecisionRequest):
+            extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(extra.pop("$defs", {}))
+            components[model.__name__] = extra
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from retarget.advertisers import Advertiser
 from retarget.api_keys import StoredKey
-from retarget.audiences import Audience
+from retarget.audiences import DAY, Audience
 from retarget.campaigns import Campaign, Status
 from retarget.creatives import Format, creative_format
 from retarget.publishers import Publisher, SiteCategory, Size
@@ -40,9 +40,11 @@ class ServingCampaign:
     publisher_deny: frozenset[str]
     sizes: frozenset[Size]  # empty: any
     creatives_by_format: Mapping[Format, tuple]
+    # The user-dependent rules, as store/decide.lua reads them (see its header).
+    script_spec: str
 
     @classmethod
-    def compile(cls, campaign: Campaign) -> ServingCampaign:
+    def compile(cls, campaign: Campaign, delay_days: Mapping[str, int]) -> ServingCampaign:
         by_format: dict[Format, list] = {}
         for creative in campaign.creatives:
             by_format.setdefault(creative_format(creative), []).append(creative)
@@ -56,7 +58,23 @@ class ServingCampaign:
             creatives_by_format=MappingProxyType(
                 {f: tuple(c) for f, c in by_format.items() if f in campaign.formats}
             ),
+            script_spec="\t".join(
+                [
+                    campaign.id,
+                    campaign.advertiser_id,
+                    ",".join(f"{a}:{delay_days.get(a, 0) * DAY}" for a in campaign.audience_ids),
+                    ",".join(campaign.exclude_audience_ids),
+                    ",".join(f"{c.impressions}:{c.seconds}" for c in campaign.frequency_caps),
+                    str(campaign.min_interval_seconds),
+                    "1" if campaign.repeat_in_request else "0",
+                ]
+            ),
         )
+
+    @property
+    def rank(self) -> tuple[int, float, str]:
+        """Sort key: higher priority first, then higher bid, then id (stable)."""
+        return (-self.campaign.priority, -self.campaign.bid_cpm, self.campaign.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +88,8 @@ class Catalog:
     publishers: Mapping[str, Publisher] = field(default_factory=_empty)
     # SHA-256 of the key -> its owner
     api_keys: Mapping[str, StoredKey] = field(default_factory=_empty)
+    # Every campaign that may serve, best rank first.
+    ranked: tuple[ServingCampaign, ...] = ()
     # Index for decisions: audience id -> campaigns that include it and may serve.
     serving_by_audience: Mapping[str, tuple[ServingCampaign, ...]] = field(default_factory=_empty)
 
@@ -109,12 +129,19 @@ def build_catalog(snapshot: ConfigSnapshot) -> Catalog:
     by_advertiser: dict[str, list[Audience]] = {}
     for audience in audiences:
         by_advertiser.setdefault(audience.advertiser_id, []).append(audience)
+    delay_days = {a.id: a.delay_days for a in audiences}
+    ranked = sorted(
+        (
+            ServingCampaign.compile(c, delay_days)
+            for c in campaigns
+            if c.status is Status.ACTIVE and c.creatives
+        ),
+        key=lambda s: s.rank,
+    )
     serving: dict[str, list[ServingCampaign]] = {}
-    for campaign in sorted(campaigns, key=lambda c: c.id):
-        if campaign.status is Status.ACTIVE and campaign.creatives:
-            compiled = ServingCampaign.compile(campaign)
-            for audience_id in campaign.audience_ids:
-                serving.setdefault(audience_id, []).append(compiled)
+    for compiled in ranked:
+        for audience_id in compiled.campaign.audience_ids:
+            serving.setdefault(audience_id, []).append(compiled)
 
     return Catalog(
         version=snapshot.version,
@@ -125,6 +152,7 @@ def build_catalog(snapshot: ConfigSnapshot) -> Catalog:
         campaigns=MappingProxyType({c.id: c for c in campaigns}),
         publishers=MappingProxyType({p.id: p for p in publishers}),
         api_keys=MappingProxyType(api_keys),
+        ranked=tuple(ranked),
         serving_by_audience=MappingProxyType({k: tuple(v) for k, v in serving.items()}),
     )
 

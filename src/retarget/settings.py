@@ -89,6 +89,24 @@ class Settings(BaseSettings):
     dedup_window_days: int = Field(
         35, ge=1, le=400, description="How long an `event_id` or order id is remembered."
     )
+    decision_deadline_ms: int = Field(
+        50, ge=1, le=10_000, description="Every decision answers within this (no-fill after)."
+    )
+    max_inflight_decisions: int = Field(
+        256,
+        ge=1,
+        description="Decisions in progress per worker; more get an immediate no-fill.",
+    )
+    advertising_enabled: bool = Field(
+        True, description="Kill switch: false answers every decision with no ad."
+    )
+    ad_ttl_seconds: int = Field(300, ge=1, description="How long a publisher may keep an ad.")
+    tracking_ttl_seconds: int = Field(
+        86_400, ge=60, description="How long impression and click URLs stay valid."
+    )
+    counters_flush_seconds: float = Field(
+        0.25, gt=0, le=60, description="How often report counters and budget spend are synced."
+    )
     access_log: bool = Field(False, description="Log every request (off: hot paths stay lean).")
     graceful_shutdown_seconds: float = Field(
         10, ge=0, description="How long SIGTERM waits for in-flight requests."

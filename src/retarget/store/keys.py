@@ -26,9 +26,14 @@ def user_seen_events(user: UserRef) -> str:
     return user_tag(user) + ":e"
 
 
+def user_frequency(user: UserRef) -> str:
+    """Hash: ``<campaign id>`` -> ``"<ts>,<ts>,..."``, the impressions caps still see."""
+    return user_tag(user) + ":f"
+
+
 def user_keys(user: UserRef) -> list[str]:
     """Every key holding this user's data (for export and erasure)."""
-    return [user_profile(user), user_seen_events(user)]
+    return [user_profile(user), user_seen_events(user), user_frequency(user), user_tracked(user)]
 
 
 CONFIG_VERSION = "{cfg}:version"
@@ -53,3 +58,30 @@ def membership_field(audience_id: str) -> str:
 
 def last_purchase_field(advertiser_id: str) -> str:
     return "p:" + advertiser_id
+
+
+def user_tracked(user: UserRef) -> str:
+    """Sorted set of ``<imp|click>:<decision id>:<placement>`` already counted (replays)."""
+    return user_tag(user) + ":t"
+
+
+# Report counters: one hash per UTC day, field "metric|advertiser|campaign|creative|publisher|
+# category". Written only by the workers' periodic flush, never per request.
+STATS_TTL = 400 * 86_400
+
+
+def stats(day: str) -> str:
+    return "{stats}:" + day
+
+
+# Budget spend per campaign: all time, and per UTC day.
+SPEND_TOTAL = "{spend}:total"
+
+
+def spend_day(day: str) -> str:
+    return "{spend}:" + day
+
+
+def last_touch_field(kind: str, advertiser_id: str) -> str:
+    """Profile field of the last ``click`` or ``view`` of an advertiser's ad (attribution)."""
+    return ("c:" if kind == "click" else "v:") + advertiser_id

@@ -121,7 +121,7 @@ class UserStore:
 
     async def load(self, user: UserRef) -> StoredProfile:
         """Everything stored about a user, for export (one round trip)."""
-        profile_key, seen_key = keys.user_keys(user)
+        profile_key, seen_key = keys.user_profile(user), keys.user_seen_events(user)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(profile_key)
             pipe.zrange(seen_key, 0, -1, withscores=True)

@@ -1,0 +1,213 @@
+"""The decision service: one entry point, ``decide()``, from a request to ads or a no-fill.
+
+It strings the pure steps of ``decisions`` around the one Redis round trip, under a
+deadline and a concurrency limit, so a slow or dead Redis turns into a fast no-fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from retarget import decisions as d
+from retarget import tracking
+from retarget.catalog import Catalog, ServingCampaign
+from retarget.clock import Clock
+from retarget.consent import personalised_ads_allowed
+from retarget.errors import InvalidInput
+from retarget.publishers import Publisher, SiteCategory
+from retarget.settings import Settings
+from retarget.store.counters import Counters
+from retarget.store.decisions import DecisionStore
+from retarget.users import UserRef, parse_user
+
+log = logging.getLogger("retarget")
+
+
+@dataclass
+class Outcome:
+    """Per requested placement an ad or None; why there is none; explain data if asked."""
+
+    ads: dict[str, d.Ad | None]
+    no_fill: d.NoFill | None = None
+    explain: dict[str, dict[str, str]] | None = field(default=None)
+
+
+class Decider:
+    def __init__(
+        self, store: DecisionStore, counters: Counters, settings: Settings, clock: Clock
+    ) -> None:
+        self._store = store
+        self._counters = counters
+        self._settings = settings
+        self._clock = clock
+        self._secret = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
+        self._inflight = 0
+        self._memo: dict[tuple, list[d.Candidate]] = {}
+        self._memo_version = -1
+
+    async def decide(
+        self,
+        catalog: Catalog,
+        publisher: Publisher,
+        request: d.DecisionRequest,
+        base_url: str,
+        explain: bool = False,
+    ) -> Outcome:
+        slots = d.resolve_slots(publisher, request.placements)  # InvalidInput: the client's
+        empty: dict[str, d.Ad | None] = {slot.id: None for slot in slots}
+        if not self._settings.advertising_enabled:
+            return Outcome(empty, d.NoFill.DISABLED)
+        consent = request.consent
+        if not personalised_ads_allowed(consent.gdpr, consent.tcf, consent.gpc):
+            return Outcome(empty, d.NoFill.NO_CONSENT)
+        user = _user_or_none(request.user)
+        if user is None:
+            return Outcome(empty, d.NoFill.NO_USER)
+        if self._inflight >= self._settings.max_inflight_decisions:
+            return Outcome(empty, d.NoFill.OVERLOADED)
+
+        now = self._clock.now()
+        category = request.site.category or publisher.site_category
+        rejected: dict[str, str] | None = {} if explain else None
+        candidates = d.live_candidates(
+            self._context_candidates(catalog, publisher.id, category, slots),
+            now,
+            self._counters.spend,
+            rejected,  # type: ignore[arg-type]
+        )
+        if not candidates and not explain:
+            return Outcome(empty, d.NoFill.NO_CANDIDATE)
+
+        self._inflight += 1
+        try:
+            async with asyncio.timeout(self._settings.decision_deadline_ms / 1000):
+                result = await self._store.decide(user, candidates, len(slots), now, explain)
+        except TimeoutError:
+            return Outcome(empty, d.NoFill.DEADLINE)
+        except (RedisError, OSError) as exc:
+            log.warning("decision no-fill, redis: %s", type(exc).__name__)
+            return Outcome(empty, d.NoFill.REDIS_ERROR)
+        finally:
+            self._inflight -= 1
+
+        by_id = {c.serving.campaign.id: c.serving for c in candidates}
+        ads = dict(empty)
+        for slot, win in zip(slots, result.wins, strict=True):
+            if win is not None:
+                ads[slot.id] = self._ad(
+                    by_id[win.campaign_id], slot, win, publisher, category, user, now, base_url
+                )
+        filled = any(ads.values())
+        outcome = Outcome(ads, None if filled else d.NoFill.NOT_ELIGIBLE)
+        if explain:
+            outcome.explain = _explain(
+                catalog, publisher.id, category, slots, rejected or {}, result.rejections, ads
+            )
+        return outcome
+
+    def _context_candidates(
+        self, catalog: Catalog, publisher_id: str, category: SiteCategory, slots: list[d.Slot]
+    ) -> list[d.Candidate]:
+        """Memoised per catalog version: the static filter is the same for every user."""
+        if self._memo_version != catalog.version:
+            self._memo, self._memo_version = {}, catalog.version
+        key = (publisher_id, category, tuple(slots))
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 10_000:
+                self._memo.clear()
+            found = self._memo[key] = d.context_candidates(
+                catalog.ranked, publisher_id, category, slots
+            )
+        return found
+
+    def _ad(
+        self,
+        serving: ServingCampaign,
+        slot: d.Slot,
+        win: object,
+        publisher: Publisher,
+        category: SiteCategory,
+        user: UserRef,
+        now: float,
+        base_url: str,
+    ) -> d.Ad:
+        creative = d.pick_creative(serving, slot, win.prior_impressions)  # type: ignore[attr-defined]
+        campaign = serving.campaign
+        decision_id = tracking.new_decision_id()
+        token = tracking.sign(
+            self._secret,
+            tracking.Claims(
+                decision_id=decision_id,
+                advertiser_id=campaign.advertiser_id,
+                campaign_id=campaign.id,
+                creative_id=creative.id,
+                publisher_id=publisher.id,
+                site_category=category.value,
+                placement_id=slot.id,
+                namespace=user.namespace.value,
+                user_id=user.id,
+                issued_at=int(now),
+                expires_at=int(now) + self._settings.tracking_ttl_seconds,
+            ),
+        )
+        self._counters.serve(campaign.id)
+        self._counters.count(
+            "decisions", campaign.advertiser_id, campaign.id, creative.id, publisher.id, category
+        )
+        return d.Ad(
+            decision_id=decision_id,
+            placement_id=slot.id,
+            advertiser_id=campaign.advertiser_id,
+            campaign_id=campaign.id,
+            creative=creative,
+            fields=d.rendered_fields(creative, win.last_purchase),  # type: ignore[attr-defined]
+            impression_url=f"{base_url}/t/imp/{token}",
+            click_url=f"{base_url}/t/click/{token}",
+            ttl_seconds=self._settings.ad_ttl_seconds,
+        )
+
+
+def _user_or_none(user_in: d.UserIn) -> UserRef | None:
+    """A missing or malformed id is an unknown user (no ad), not an error."""
+    if not user_in.id:
+        return None
+    try:
+        return parse_user(user_in.namespace.value, user_in.id)
+    except InvalidInput:
+        return None
+
+
+def _explain(
+    catalog: Catalog,
+    publisher_id: str,
+    category: SiteCategory,
+    slots: list[d.Slot],
+    moment: dict[str, str],
+    in_redis: list[tuple[str, str]],
+    ads: dict[str, d.Ad | None],
+) -> dict[str, dict[str, str]]:
+    """Per placement: campaign id -> why it did not win there (winners are left out)."""
+    user_reasons = dict(in_redis)
+    report: dict[str, dict[str, str]] = {}
+    for slot in slots:
+        ad = ads.get(slot.id)
+        reasons: dict[str, str] = {}
+        for serving in catalog.ranked:
+            campaign_id = serving.campaign.id
+            if ad is not None and ad.campaign_id == campaign_id:
+                continue
+            why = d.context_rejection(serving, publisher_id, category, slot)
+            reasons[campaign_id] = (
+                why.value
+                if why
+                else moment.get(campaign_id)
+                or user_reasons.get(campaign_id)
+                or d.Rejection.OUTRANKED
+            )
+        report[slot.id] = reasons
+    return report

@@ -1,0 +1,316 @@
+"""Ad decisions (pure): which campaigns may serve in this context, in what order, and
+how a winner becomes an ad. The user-dependent checks (audiences, delay, caps) run
+atomically inside Redis (store/decide.lua) over the ranked list built here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from retarget import macros
+from retarget.budgets import Spend, budget_allows, pacing_allows
+from retarget.catalog import ServingCampaign
+from retarget.creatives import Banner, Format, Native, Video
+from retarget.errors import InvalidInput
+from retarget.publishers import Publisher, SiteCategory
+from retarget.users import Namespace
+
+MAX_PLACEMENTS = 10
+
+
+class Rejection(StrEnum):
+    """Why a candidate campaign did not win a placement (``?explain=1``)."""
+
+    # Decided in process, from the catalog and the request.
+    SITE_CATEGORY = "site_category"
+    PUBLISHER = "publisher"
+    FORMAT = "format"
+    SIZE = "size"
+    OUT_OF_FLIGHT = "out_of_flight"
+    BUDGET = "budget"
+    PACING = "pacing"
+    # Decided in Redis, from the user's state (see store/decide.lua).
+    NOT_IN_AUDIENCE = "not_in_audience"
+    IN_DELAY_WINDOW = "in_delay_window"
+    EXCLUDED_AUDIENCE = "excluded_audience"
+    FREQUENCY_CAPPED = "frequency_capped"
+    MIN_INTERVAL = "min_interval"
+    ALREADY_IN_REQUEST = "already_in_request"
+    OUTRANKED = "outranked"
+
+
+class NoFill(StrEnum):
+    """Why a whole request got no ad (metrics label, ``X-Retarget-No-Fill`` header)."""
+
+    NO_USER = "no_user"
+    NO_CONSENT = "no_consent"
+    NO_CANDIDATE = "no_candidate"
+    NOT_ELIGIBLE = "not_eligible"
+    REDIS_ERROR = "redis_error"
+    DEADLINE = "deadline"
+    OVERLOADED = "overloaded"
+    DISABLED = "disabled"
+
+
+# ---- the request -------------------------------------------------------------------------
+
+Short = Annotated[str, Field(max_length=256)]
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(max_length=128)] | None = None
+    namespace: Namespace = Namespace.COOKIE
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: Short | None = None
+    category: SiteCategory | None = Field(None, description="Default: the publisher's.")
+    page: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gdpr: Literal[0, 1] | None = None
+    tcf: Annotated[str, Field(max_length=4096)] | None = None
+    gpc: bool = False
+
+
+class PlacementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    format: Format | None = Field(None, description="Default: the placement's.")
+    width: Annotated[int, Field(ge=1, le=4096)] | None = None
+    height: Annotated[int, Field(ge=1, le=4096)] | None = None
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: UserIn = Field(default_factory=UserIn)
+    site: SiteIn = Field(default_factory=SiteIn)
+    placements: list[PlacementIn] = Field(min_length=1, max_length=MAX_PLACEMENTS)
+    consent: ConsentIn = Field(default_factory=ConsentIn)
+
+    @model_validator(mode="after")
+    def _placement_ids_are_unique(self) -> Self:
+        ids = [p.id for p in self.placements]
+        if len(ids) != len(set(ids)):
+            raise ValueError("placement ids must be unique within a request")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A placement of this request, resolved against the publisher's configuration."""
+
+    id: str
+    format: Format
+    size: tuple[int, int] | None
+
+
+def resolve_slots(publisher: Publisher, placements: list[PlacementIn]) -> list[Slot]:
+    """Each requested placement must be one of the publisher's, in a format and size it has."""
+    slots = []
+    for index, requested in enumerate(placements):
+        configured = publisher.placement(requested.id)
+        if configured is None:
+            raise InvalidInput(
+                f"no placement {requested.id} for this publisher", field=f"placements.{index}.id"
+            )
+        if requested.format is not None and requested.format != configured.format:
+            raise InvalidInput(
+                f"placement {requested.id} is {configured.format}",
+                field=f"placements.{index}.format",
+            )
+        size: tuple[int, int] | None = None
+        if requested.width is not None and requested.height is not None:
+            size = (requested.width, requested.height)
+            if configured.sizes and size not in [tuple(s) for s in configured.sizes]:
+                raise InvalidInput(
+                    f"{size[0]}x{size[1]} is not a size of placement {requested.id}",
+                    field=f"placements.{index}.width",
+                )
+        elif configured.sizes:
+            size = tuple(configured.sizes[0])  # type: ignore[assignment]
+        slots.append(Slot(configured.id, configured.format, size))
+    return slots
+
+
+# ---- in-process filtering and ranking ----------------------------------------------------
+
+
+def creatives_for(serving: ServingCampaign, slot: Slot) -> tuple[Banner | Native | Video, ...]:
+    """The campaign's creatives that fit the slot: its format and, for banners, its size."""
+    creatives = serving.creatives_by_format.get(slot.format, ())
+    if slot.format is Format.BANNER and slot.size is not None:
+        creatives = tuple(c for c in creatives if (c.width, c.height) == slot.size)  # type: ignore[union-attr]
+    return creatives
+
+
+def context_rejection(
+    serving: ServingCampaign, publisher_id: str, category: SiteCategory, slot: Slot
+) -> Rejection | None:
+    """Static targeting: the same answer for every user and every moment."""
+    if serving.site_categories and category not in serving.site_categories:
+        return Rejection.SITE_CATEGORY
+    if publisher_id in serving.publisher_deny or (
+        serving.publisher_allow and publisher_id not in serving.publisher_allow
+    ):
+        return Rejection.PUBLISHER
+    if slot.format not in serving.creatives_by_format:
+        return Rejection.FORMAT
+    if slot.size is not None and serving.sizes and slot.size not in serving.sizes:
+        return Rejection.SIZE
+    if not creatives_for(serving, slot):
+        return Rejection.SIZE
+    return None
+
+
+def moment_rejection(serving: ServingCampaign, now: float, spend: Spend) -> Rejection | None:
+    """Time-dependent targeting: flight, budget and pacing."""
+    campaign = serving.campaign
+    if (campaign.start and now < campaign.start.timestamp()) or (
+        campaign.end and now >= campaign.end.timestamp()
+    ):
+        return Rejection.OUT_OF_FLIGHT
+    if not budget_allows(campaign.budget, spend):
+        return Rejection.BUDGET
+    if not pacing_allows(campaign.budget, spend, now):
+        return Rejection.PACING
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A campaign that may fill the slots whose bits are set in ``mask``, best first."""
+
+    serving: ServingCampaign
+    mask: int
+
+
+def context_candidates(
+    ranked: tuple[ServingCampaign, ...],
+    publisher_id: str,
+    category: SiteCategory,
+    slots: list[Slot],
+    rejected: dict[str, Rejection] | None = None,
+) -> list[Candidate]:
+    """Campaigns (in rank order) that statically fit at least one slot."""
+    found = []
+    for serving in ranked:
+        mask = 0
+        reason = None
+        for bit, slot in enumerate(slots):
+            why = context_rejection(serving, publisher_id, category, slot)
+            if why is None:
+                mask |= 1 << bit
+            else:
+                reason = why
+        if mask:
+            found.append(Candidate(serving, mask))
+        elif rejected is not None and reason is not None:
+            rejected[serving.campaign.id] = reason
+    return found
+
+
+def live_candidates(
+    candidates: list[Candidate],
+    now: float,
+    spend_of: Callable[[str], Spend],
+    rejected: dict[str, Rejection] | None = None,
+) -> list[Candidate]:
+    """Drop those out of flight, out of budget or ahead of their pacing right now."""
+    live = []
+    for candidate in candidates:
+        why = moment_rejection(candidate.serving, now, spend_of(candidate.serving.campaign.id))
+        if why is None:
+            live.append(candidate)
+        elif rejected is not None:
+            rejected[candidate.serving.campaign.id] = why
+    return live
+
+
+# ---- from a winner to an ad --------------------------------------------------------------
+
+
+def pick_creative(
+    serving: ServingCampaign, slot: Slot, prior_impressions: int
+) -> Banner | Native | Video:
+    """Rotate: this user's n-th impression of the campaign shows creative n (mod count)."""
+    creatives = creatives_for(serving, slot)
+    return creatives[prior_impressions % len(creatives)]
+
+
+def macro_values(last_purchase: Mapping[str, Any] | None) -> dict[str, str | None]:
+    if not last_purchase:
+        return {}
+    return {
+        "product": last_purchase.get("product") or last_purchase.get("sku"),
+        "category": last_purchase.get("category"),
+    }
+
+
+def rendered_fields(
+    creative: Banner | Native | Video, last_purchase: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The creative's display fields, macros filled; plain text (escaping is the renderer's)."""
+    values = macro_values(last_purchase)
+    if isinstance(creative, Banner):
+        return {
+            "width": creative.width,
+            "height": creative.height,
+            "image_url": creative.image_url,
+            "alt_text": macros.fill(creative.alt_text, values),
+        }
+    if isinstance(creative, Native):
+        return {
+            "title": macros.fill(creative.title, values),
+            "body": macros.fill(creative.body, values),
+            "image_url": creative.image_url,
+            "call_to_action": macros.fill(creative.call_to_action, values),
+        }
+    return {
+        "media_url": creative.media_url,
+        "mime_type": creative.mime_type,
+        "duration_seconds": creative.duration_seconds,
+        "width": creative.width,
+        "height": creative.height,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Ad:
+    """One filled placement."""
+
+    decision_id: str
+    placement_id: str
+    advertiser_id: str
+    campaign_id: str
+    creative: Banner | Native | Video
+    fields: dict[str, Any]
+    impression_url: str
+    click_url: str
+    ttl_seconds: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "advertiser_id": self.advertiser_id,
+            "campaign_id": self.campaign_id,
+            "creative_id": self.creative.id,
+            "type": self.creative.type,
+            "fields": self.fields,
+            "impression_url": self.impression_url,
+            "click_url": self.click_url,
+            "ttl_seconds": self.ttl_seconds,
+        }

@@ -1,0 +1,103 @@
+"""``POST /v1/decisions``: the hot path. Validate, decide (one Redis round trip), render."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from retarget.api_keys import Principal, Role
+from retarget.catalog import Catalog
+from retarget.decider import Outcome
+from retarget.decisions import DecisionRequest
+from retarget.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidJson,
+    NotFound,
+    field_name,
+    pydantic_message,
+)
+from retarget.publishers import Publisher
+from retarget.routes.deps import bearer_principal
+
+router = APIRouter(tags=["decisions"])
+
+NO_FILL_HEADER = "X-Retarget-No-Fill"
+
+
+def publisher_for(catalog: Catalog, principal: Principal, publisher_id: str | None) -> Publisher:
+    """A publisher key decides for its own publisher; the admin names one (?publisher_id=)."""
+    if principal.role is Role.PUBLISHER:
+        publisher_id = principal.owner_id
+    elif principal.role is not Role.ADMIN:
+        raise Forbidden("decisions need a publisher key", field="Authorization")
+    publisher = catalog.publishers.get(publisher_id or "")
+    if publisher is None:
+        raise NotFound(f"no publisher {publisher_id}", field="publisher_id")
+    return publisher
+
+
+def parse_request(body: bytes) -> DecisionRequest:
+    try:
+        return DecisionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "json_invalid":
+            raise InvalidJson("request body is not valid JSON", field="body") from None
+        field = field_name(error["loc"]) or "body"
+        raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
+
+
+def base_url(request: Request) -> str:
+    return request.state.settings.public_url or str(request.base_url).rstrip("/")
+
+
+def render_json(outcome: Outcome) -> Response:
+    body: dict[str, object] = {
+        "decisions": {pid: ad.as_json() if ad else None for pid, ad in outcome.ads.items()}
+    }
+    if outcome.explain is not None:
+        body["explain"] = outcome.explain
+    headers = {NO_FILL_HEADER: outcome.no_fill.value} if outcome.no_fill else None
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/v1/decisions",
+    summary="Ask for ads for up to 10 placements (publisher key)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+            },
+        },
+        "parameters": [
+            {"name": "explain", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
+            {"name": "publisher_id", "in": "query", "schema": {"type": "string"}},
+        ],
+    },
+    responses={
+        200: {
+            "description": "Per placement an ad or null; X-Retarget-No-Fill says why none.",
+            "content": {"application/json": {}},
+        },
+        401: {"description": "Missing or unknown key"},
+        403: {"description": "Not a publisher key"},
+        422: {"description": "Malformed request, naming the field"},
+    },
+)
+async def decide(request: Request) -> Response:
+    """One Redis round trip; a Redis failure or the deadline gives a 200 with no ads."""
+    state = request.state
+    catalog: Catalog = state.catalog.current
+    principal = bearer_principal(request)
+    publisher = publisher_for(catalog, principal, request.query_params.get("publisher_id"))
+    decision_request = parse_request(await request.body())
+    explain = request.query_params.get("explain") == "1"
+    outcome = await state.decider.decide(
+        catalog, publisher, decision_request, base_url(request), explain
+    )
+    return render_json(outcome)

@@ -1,0 +1,87 @@
+"""Report counters and budget spend: tallied in process, flushed to Redis in the background.
+
+A decision or a tracking hit must cost one Redis round trip, so counters are not written
+per request: each worker adds them up in memory and flushes them every
+``counters_flush_seconds`` in one pipeline, which also reads back every campaign's global
+spend. A crash loses at most one interval of counts; budgets can be overspent by what other
+workers served since their last flush (documented in docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from retarget.budgets import Spend, day_of
+from retarget.store import keys
+
+log = logging.getLogger("retarget")
+
+FIELD_SEPARATOR = "|"
+
+
+class Counters:
+    def __init__(self, redis: Redis, now: Callable[[], float]) -> None:
+        self._redis = redis
+        self._now = now
+        self._stats: Counter[tuple[str, str]] = Counter()  # (day, field) -> n
+        self._served: Counter[str] = Counter()  # campaign -> impressions since last flush
+        self._total: dict[str, int] = {}
+        self._today: dict[str, int] = {}
+        self._today_day = ""
+
+    def count(self, metric: str, *dimensions: str, amount: int | float = 1) -> None:
+        """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``."""
+        field = FIELD_SEPARATOR.join((metric, *dimensions))
+        self._stats[(day_of(self._now()), field)] += amount  # type: ignore[assignment]
+
+    def serve(self, campaign_id: str) -> None:
+        """One more impression of the campaign, for its budget."""
+        self._served[campaign_id] += 1
+
+    def spend(self, campaign_id: str) -> Spend:
+        """Global spend at the last flush plus what this worker served since."""
+        local = self._served.get(campaign_id, 0)
+        today = self._today.get(campaign_id, 0) if self._today_day == day_of(self._now()) else 0
+        return Spend(total=self._total.get(campaign_id, 0) + local, today=today + local)
+
+    async def flush(self) -> None:
+        """One round trip: add what we counted, read back global spend."""
+        stats, served = self._stats, self._served
+        self._stats, self._served = Counter(), Counter()
+        day = day_of(self._now())
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (stat_day, field), amount in stats.items():
+                    if isinstance(amount, float):
+                        pipe.hincrbyfloat(keys.stats(stat_day), field, amount)
+                    else:
+                        pipe.hincrby(keys.stats(stat_day), field, amount)
+                    pipe.expire(keys.stats(stat_day), keys.STATS_TTL)
+                for campaign_id, amount in served.items():
+                    pipe.hincrby(keys.SPEND_TOTAL, campaign_id, amount)
+                    pipe.hincrby(keys.spend_day(day), campaign_id, amount)
+                pipe.expire(keys.spend_day(day), 3 * 86_400)
+                pipe.hgetall(keys.SPEND_TOTAL)
+                pipe.hgetall(keys.spend_day(day))
+                *_, total, today = await pipe.execute()
+        except Exception:
+            # Keep the counts for the next flush rather than lose them.
+            self._stats.update(stats)
+            self._served.update(served)
+            raise
+        self._total = {k.decode(): int(v) for k, v in total.items()}
+        self._today = {k.decode(): int(v) for k, v in today.items()}
+        self._today_day = day
+
+    async def keep_flushing(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("counter flush failed (%s); retrying next interval", exc)

@@ -1,0 +1,185 @@
+-- Choose and record one ad decision for one user, atomically: read memberships and
+-- frequency history, walk the ranked candidates, check every user-dependent rule, record
+-- the impressions of the winners. Caps count here, at decision time, because this is the
+-- only place where concurrent requests for one user are serialised: counting later (at
+-- impression time) would let parallel tabs overshoot a cap.
+--
+-- KEYS[1]  user profile hash   {u:..}:p   m:<audience> -> "<since>:<expires>", p:<advertiser> -> JSON
+-- KEYS[2]  frequency hash      {u:..}:f   <campaign> -> "<ts>,<ts>,..." (ascending, unix seconds)
+-- ARGV[1]  now (unix seconds, from the app's clock)
+-- ARGV[2]  number of placements (slots), at most 10
+-- ARGV[3]  "1" to return why each candidate was rejected (explain), else "0"
+-- ARGV[4..] pairs, best rank first: candidate spec, placement bitmask (bit i = slot i+1)
+--           spec: campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
+--                 \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1)
+--
+-- Returns { winners, explain }:
+--   winners: per slot i, { campaign, prior impressions of it, last purchase JSON or "" }
+--            or {} when the slot has no ad
+--   explain: flat list of campaign, reason (only with ARGV[3] == "1")
+-- Writes only KEYS[2], only when something won; a user with no live membership costs one
+-- HGETALL.
+
+local now = tonumber(ARGV[1])
+local slots = tonumber(ARGV[2])
+local explain = ARGV[3] == "1"
+
+local since = {}
+local purchases = {}
+local profile = redis.call("HGETALL", KEYS[1])
+local any = false
+for i = 1, #profile, 2 do
+    local name, value = profile[i], profile[i + 1]
+    local kind = string.sub(name, 1, 2)
+    if kind == "m:" then
+        local s, e = string.match(value, "^(%d+):(%d+)$")
+        if tonumber(e) > now then
+            since[string.sub(name, 3)] = tonumber(s)
+            any = true
+        end
+    elseif kind == "p:" then
+        purchases[string.sub(name, 3)] = value
+    end
+end
+
+local winners = {}
+local reasons = {}
+for i = 1, slots do winners[i] = {} end
+if not any then
+    if explain then
+        for c = 4, #ARGV, 2 do
+            table.insert(reasons, string.match(ARGV[c], "^([^\t]+)"))
+            table.insert(reasons, "not_in_audience")
+        end
+    end
+    return { winners, reasons }
+end
+
+-- Split on a one-character separator, keeping empty fields ("a\t\tb" has three).
+local function split(text, sep)
+    local out = {}
+    if text == nil or text == "" then return out end
+    local start = 1
+    while true do
+        local stop = string.find(text, sep, start, true)
+        if not stop then
+            table.insert(out, string.sub(text, start))
+            return out
+        end
+        table.insert(out, string.sub(text, start, stop - 1))
+        start = stop + 1
+    end
+end
+
+local function reject(campaign, reason)
+    if explain then
+        table.insert(reasons, campaign)
+        table.insert(reasons, reason)
+    end
+end
+
+local history = {}     -- campaign -> list of impression times (ascending)
+local longest = {}     -- campaign -> longest cap window, for trimming
+local changed = {}     -- campaigns whose history gained an impression
+local used = {}
+local open = slots
+
+for c = 4, #ARGV, 2 do
+    if open == 0 then
+        if explain then reject(string.match(ARGV[c], "^([^\t]+)"), "outranked") else break end
+    else
+        local spec = split(ARGV[c], "\t")
+        local campaign, advertiser = spec[1], spec[2]
+        local mask = tonumber(ARGV[c + 1])
+
+        -- In an included audience, past its delay; in no excluded one.
+        local verdict = "not_in_audience"
+        for _, entry in ipairs(split(spec[3], ",")) do
+            local audience, delay = string.match(entry, "^(.+):(%d+)$")
+            local joined = since[audience]
+            if joined then
+                if joined + tonumber(delay) <= now then
+                    verdict = nil
+                    break
+                end
+                verdict = "in_delay_window"
+            end
+        end
+        if verdict == nil then
+            for _, audience in ipairs(split(spec[4] or "", ",")) do
+                if since[audience] then verdict = "excluded_audience" break end
+            end
+        end
+
+        if verdict then
+            reject(campaign, verdict)
+        else
+            local caps = split(spec[5] or "", ",")
+            local min_interval = tonumber(spec[6])
+            local repeatable = spec[7] == "1"
+            if not history[campaign] then
+                local stored = redis.call("HGET", KEYS[2], campaign)
+                history[campaign] = {}
+                for _, t in ipairs(split(stored or "", ",")) do
+                    table.insert(history[campaign], tonumber(t))
+                end
+            end
+            local times = history[campaign]
+            -- History kept: what the caps and the interval can see (and at least a day, so
+            -- creatives rotate), at most as many impressions as the largest cap allows.
+            local window, most = math.max(min_interval, 86400), 16
+            for _, cap in ipairs(caps) do
+                local limit, seconds = string.match(cap, "^(%d+):(%d+)$")
+                window = math.max(window, tonumber(seconds))
+                most = math.max(most, tonumber(limit))
+            end
+            longest[campaign] = { window, most }
+
+            for slot = 1, slots do
+                if winners[slot][1] == nil and bit.band(mask, bit.lshift(1, slot - 1)) ~= 0 then
+                    local why = nil
+                    if used[campaign] and not repeatable then
+                        why = "already_in_request"
+                    elseif #times > 0 and times[#times] + min_interval > now then
+                        why = "min_interval"
+                    else
+                        for _, cap in ipairs(caps) do
+                            local limit, seconds = string.match(cap, "^(%d+):(%d+)$")
+                            local count = 0
+                            for k = #times, 1, -1 do
+                                if times[k] > now - tonumber(seconds) then count = count + 1 else break end
+                            end
+                            if count >= tonumber(limit) then why = "frequency_capped" break end
+                        end
+                    end
+                    if why then
+                        reject(campaign, why)
+                        break
+                    else
+                        winners[slot] = { campaign, #times, purchases[advertiser] or "" }
+                        table.insert(times, now)
+                        changed[campaign] = true
+                        used[campaign] = true
+                        open = open - 1
+                    end
+                end
+            end
+        end
+    end
+end
+
+-- Record: keep only the impressions any cap or the interval can still see.
+local ttl = 0
+for campaign in pairs(changed) do
+    local times, window, most = history[campaign], longest[campaign][1], longest[campaign][2]
+    local keep = {}
+    for k = math.max(1, #times - most + 1), #times do
+        if times[k] > now - window then table.insert(keep, times[k]) end
+    end
+    redis.call("HSET", KEYS[2], campaign, table.concat(keep, ","))
+    ttl = math.max(ttl, window)
+end
+if ttl > 0 and redis.call("TTL", KEYS[2]) < ttl then
+    redis.call("EXPIRE", KEYS[2], ttl)
+end
+return { winners, reasons }
