@@ -575,8 +575,13 @@ async def tapped_client(
     relay = await asyncio.start_server(tap.relay, "127.0.0.1", 0)
     port = relay.sockets[0].getsockname()[1]
     tapped = settings.model_copy(
-        # No background catalog polling: only the request under test talks to Redis.
-        update={"redis_url": f"redis://127.0.0.1:{port}/0", "catalog_refresh_seconds": 3600}
+        # No background catalog polling or counter flushing: only the request under test
+        # talks to Redis.
+        update={
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+            "catalog_refresh_seconds": 3600,
+            "counters_flush_seconds": 3600,
+        }
     )
     app = create_app(tapped, clock=clock)
     async with LifespanManager(app) as manager:
