@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from retarget.errors import Forbidden
 
@@ -46,6 +46,8 @@ class Principal:
 
 class StoredKey(BaseModel):
     """What we keep of a key: never the key, only its owner (stored under its hash)."""
+
+    model_config = ConfigDict(frozen=True)
 
     role: Role
     owner_id: str

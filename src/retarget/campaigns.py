@@ -146,7 +146,10 @@ def check_references(
     """Raise InvalidInput unless every referenced id exists and belongs to the advertiser,
     and every creative's format is one the campaign allows."""
     for name in ("audience_ids", "exclude_audience_ids"):
-        for index, audience_id in enumerate(getattr(campaign, name)):
+        ids = getattr(campaign, name)
+        if len(ids) != len(set(ids)):
+            raise InvalidInput("lists an audience twice", field=name)
+        for index, audience_id in enumerate(ids):
             if audience_owner.get(audience_id) != campaign.advertiser_id:
                 raise InvalidInput(
                     f"no audience {audience_id} for this advertiser", field=f"{name}.{index}"

@@ -8,10 +8,14 @@ the old one in a single assignment, so a request sees one version from start to 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from retarget.advertisers import Advertiser
 from retarget.api_keys import StoredKey
@@ -23,6 +27,7 @@ from retarget.store import keys
 from retarget.store.config import ConfigSnapshot
 
 log = logging.getLogger("retarget")
+T = TypeVar("T", bound=BaseModel)
 
 
 def _empty() -> Mapping:
@@ -113,18 +118,40 @@ class Catalog:
         return found
 
 
-def build_catalog(snapshot: ConfigSnapshot) -> Catalog:
+class Decoder:
+    """Decodes stored JSON, reusing the object decoded last time from the same bytes: a
+    change to one campaign re-validates one campaign, not ten thousand."""
+
+    def __init__(self) -> None:
+        self._previous: dict[bytes, Any] = {}
+        self._current: dict[bytes, Any] = {}
+
+    def __call__(self, model: type[T], raw: bytes) -> T:
+        decoded = self._previous.get(raw)
+        if decoded is None or type(decoded) is not model:
+            decoded = model.model_validate_json(raw)
+        self._current[raw] = decoded
+        return decoded
+
+    def done(self) -> None:
+        """Forget what the last build did not use."""
+        self._previous, self._current = self._current, {}
+
+
+def build_catalog(snapshot: ConfigSnapshot, decode: Decoder | None = None) -> Catalog:
     """Decode and index a stored snapshot."""
-    advertisers = [Advertiser.model_validate_json(j) for j in snapshot.of(keys.ADVERTISERS)]
+    decode = decode or Decoder()
+    advertisers = [decode(Advertiser, j) for j in snapshot.of(keys.ADVERTISERS)]
     audiences = sorted(
-        (Audience.model_validate_json(j) for j in snapshot.of(keys.AUDIENCES)), key=lambda a: a.id
+        (decode(Audience, j) for j in snapshot.of(keys.AUDIENCES)), key=lambda a: a.id
     )
-    campaigns = [Campaign.model_validate_json(j) for j in snapshot.of(keys.CAMPAIGNS)]
-    publishers = [Publisher.model_validate_json(j) for j in snapshot.of(keys.PUBLISHERS)]
+    campaigns = [decode(Campaign, j) for j in snapshot.of(keys.CAMPAIGNS)]
+    publishers = [decode(Publisher, j) for j in snapshot.of(keys.PUBLISHERS)]
     api_keys = {
-        digest: StoredKey.model_validate_json(j)
+        digest: decode(StoredKey, j)
         for digest, j in snapshot.families.get(keys.API_KEYS, {}).items()
     }
+    decode.done()
 
     by_advertiser: dict[str, list[Audience]] = {}
     for audience in audiences:
@@ -174,10 +201,20 @@ class LiveCatalog:
         self._version = version
         self.current = Catalog()
         self._lock = asyncio.Lock()
+        self._decode = Decoder()
 
     async def reload(self) -> Catalog:
         async with self._lock:
-            self.current = build_catalog(await self._load())
+            snapshot = await self._load()
+            # A build allocates hundreds of thousands of objects that all survive; letting
+            # the collector chase them doubles the build time at 10,000 campaigns.
+            # In a thread, so the event loop keeps answering (between GIL switches) while a
+            # large catalog is rebuilt.
+            gc.disable()
+            try:
+                self.current = await asyncio.to_thread(build_catalog, snapshot, self._decode)
+            finally:
+                gc.enable()
             return self.current
 
     async def refresh_if_changed(self) -> None:

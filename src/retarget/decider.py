@@ -46,7 +46,7 @@ class Decider:
         self._clock = clock
         self._secret = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
         self._inflight = 0
-        self._memo: dict[tuple, list[d.Candidate]] = {}
+        self._memo: dict[tuple, d.Plan] = {}
         self._memo_version = -1
 
     async def decide(
@@ -72,20 +72,16 @@ class Decider:
 
         now = self._clock.now()
         category = request.site.category or publisher.site_category
-        rejected: dict[str, str] | None = {} if explain else None
-        candidates = d.live_candidates(
-            self._context_candidates(catalog, publisher.id, category, slots),
-            now,
-            self._counters.spend,
-            rejected,  # type: ignore[arg-type]
-        )
-        if not candidates and not explain:
+        rejected: dict[str, d.Rejection] | None = {} if explain else None
+        plan = self._plan(catalog, publisher.id, category, slots)
+        blocked = d.blocked_now(plan, now, self._counters.spend, rejected)
+        if len(blocked) == len(plan.candidates) and not explain:
             return Outcome(empty, d.NoFill.NO_CANDIDATE)
 
         self._inflight += 1
         try:
             async with asyncio.timeout(self._settings.decision_deadline_ms / 1000):
-                result = await self._store.decide(user, candidates, len(slots), now, explain)
+                result = await self._store.decide(user, plan, blocked, len(slots), now, explain)
         except TimeoutError:
             return Outcome(empty, d.NoFill.DEADLINE)
         except (RedisError, OSError) as exc:
@@ -94,7 +90,7 @@ class Decider:
         finally:
             self._inflight -= 1
 
-        by_id = {c.serving.campaign.id: c.serving for c in candidates}
+        by_id = {c.serving.campaign.id: c.serving for c in plan.candidates}
         ads = dict(empty)
         for slot, win in zip(slots, result.wins, strict=True):
             if win is not None:
@@ -109,10 +105,10 @@ class Decider:
             )
         return outcome
 
-    def _context_candidates(
+    def _plan(
         self, catalog: Catalog, publisher_id: str, category: SiteCategory, slots: list[d.Slot]
-    ) -> list[d.Candidate]:
-        """Memoised per catalog version: the static filter is the same for every user."""
+    ) -> d.Plan:
+        """Memoised per catalog version: the static part is the same for every user."""
         if self._memo_version != catalog.version:
             self._memo, self._memo_version = {}, catalog.version
         key = (publisher_id, category, tuple(slots))
@@ -120,8 +116,8 @@ class Decider:
         if found is None:
             if len(self._memo) > 10_000:
                 self._memo.clear()
-            found = self._memo[key] = d.context_candidates(
-                catalog.ranked, publisher_id, category, slots
+            found = self._memo[key] = d.plan(
+                d.context_candidates(catalog.ranked, publisher_id, category, slots)
             )
         return found
 

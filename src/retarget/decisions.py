@@ -223,21 +223,50 @@ def context_candidates(
     return found
 
 
-def live_candidates(
-    candidates: list[Candidate],
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The static part of a decision for one context (publisher, category, slots): the
+    ranked candidates and, for each audience they include, which of them it can unlock.
+    The script reads only the candidates of audiences the user is in."""
+
+    candidates: tuple[Candidate, ...]
+    by_audience: tuple[tuple[str, str], ...]  # (audience id, "i,j,..." 1-based ranks)
+    constrained: tuple[int, ...]  # 0-based indexes with a flight or budget to check per request
+
+
+def plan(candidates: list[Candidate]) -> Plan:
+    by_audience: dict[str, list[str]] = {}
+    constrained = []
+    for index, candidate in enumerate(candidates):
+        campaign = candidate.serving.campaign
+        for audience_id in campaign.audience_ids:
+            by_audience.setdefault(audience_id, []).append(str(index + 1))
+        budget = campaign.budget
+        if campaign.start or campaign.end or budget.total_impressions or budget.daily_impressions:
+            constrained.append(index)
+    return Plan(
+        candidates=tuple(candidates),
+        by_audience=tuple((a, ",".join(ranks)) for a, ranks in by_audience.items()),
+        constrained=tuple(constrained),
+    )
+
+
+def blocked_now(
+    plan: Plan,
     now: float,
     spend_of: Callable[[str], Spend],
     rejected: dict[str, Rejection] | None = None,
-) -> list[Candidate]:
-    """Drop those out of flight, out of budget or ahead of their pacing right now."""
-    live = []
-    for candidate in candidates:
-        why = moment_rejection(candidate.serving, now, spend_of(candidate.serving.campaign.id))
-        if why is None:
-            live.append(candidate)
-        elif rejected is not None:
-            rejected[candidate.serving.campaign.id] = why
-    return live
+) -> list[int]:
+    """0-based indexes of candidates out of flight, out of budget or ahead of pacing now."""
+    blocked = []
+    for index in plan.constrained:
+        serving = plan.candidates[index].serving
+        why = moment_rejection(serving, now, spend_of(serving.campaign.id))
+        if why is not None:
+            blocked.append(index)
+            if rejected is not None:
+                rejected[serving.campaign.id] = why
+    return blocked
 
 
 # ---- from a winner to an ad --------------------------------------------------------------

@@ -8,10 +8,14 @@
 -- KEYS[2]  frequency hash      {u:..}:f   <campaign> -> "<ts>,<ts>,..." (ascending, unix seconds)
 -- ARGV[1]  now (unix seconds, from the app's clock)
 -- ARGV[2]  number of placements (slots), at most 10
--- ARGV[3]  "1" to return why each candidate was rejected (explain), else "0"
--- ARGV[4..] pairs, best rank first: candidate spec, placement bitmask (bit i = slot i+1)
---           spec: campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
---                 \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1)
+-- ARGV[3]  "1" to check and explain every candidate, else "0" (check only those the
+--          user's audiences unlock)
+-- ARGV[4]  candidates blocked right now (out of flight, budget, pacing): "i,j,..." or ""
+-- ARGV[5]  A, the number of audience entries that follow
+-- ARGV[6 .. 5+2A]  pairs: audience id, "i,j,..." the candidates it unlocks
+-- then N pairs, candidate i (1-based, best rank first): spec, placement bitmask (bit s-1 =
+--          slot s). spec: campaign \t advertiser \t audience:delay_seconds,...
+--          \t excluded,... \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1)
 --
 -- Returns { winners, explain }:
 --   winners: per slot i, { campaign, prior impressions of it, last purchase JSON or "" }
@@ -45,16 +49,6 @@ end
 local winners = {}
 local reasons = {}
 for i = 1, slots do winners[i] = {} end
-if not any then
-    if explain then
-        for c = 4, #ARGV, 2 do
-            table.insert(reasons, string.match(ARGV[c], "^([^\t]+)"))
-            table.insert(reasons, "not_in_audience")
-        end
-    end
-    return { winners, reasons }
-end
-
 -- Split on a one-character separator, keeping empty fields ("a\t\tb" has three).
 local function split(text, sep)
     local out = {}
@@ -71,6 +65,14 @@ local function split(text, sep)
     end
 end
 
+local audiences = tonumber(ARGV[5])
+local first = 6 + 2 * audiences
+local total = (#ARGV - first + 1) / 2
+
+local function campaign_of(i)
+    return string.match(ARGV[first + 2 * (i - 1)], "^([^\t]+)")
+end
+
 local function reject(campaign, reason)
     if explain then
         table.insert(reasons, campaign)
@@ -78,15 +80,44 @@ local function reject(campaign, reason)
     end
 end
 
+-- Which candidates to check, best rank first: all of them when explaining, else those an
+-- audience of the user unlocks (the rest cannot win: they need an audience the user lacks).
+local todo = {}
+if explain then
+    for i = 1, total do todo[i] = i end
+elseif any then
+    local seen = {}
+    for k = 0, audiences - 1 do
+        if since[ARGV[6 + 2 * k]] then
+            for i in string.gmatch(ARGV[7 + 2 * k], "%d+") do
+                i = tonumber(i)
+                if not seen[i] then
+                    seen[i] = true
+                    table.insert(todo, i)
+                end
+            end
+        end
+    end
+    table.sort(todo)
+end
+if #todo == 0 then
+    return { winners, reasons }
+end
+local blocked = {}
+for i in string.gmatch(ARGV[4], "%d+") do blocked[tonumber(i) + 1] = true end
+
 local history = {}     -- campaign -> list of impression times (ascending)
-local longest = {}     -- campaign -> longest cap window, for trimming
+local longest = {}     -- campaign -> { window, most } kept in history
 local changed = {}     -- campaigns whose history gained an impression
 local used = {}
 local open = slots
 
-for c = 4, #ARGV, 2 do
+for _, i in ipairs(todo) do
+    local c = first + 2 * (i - 1)
     if open == 0 then
-        if explain then reject(string.match(ARGV[c], "^([^\t]+)"), "outranked") else break end
+        if explain then reject(campaign_of(i), "outranked") else break end
+    elseif blocked[i] then
+        -- its in-process reason (flight, budget, pacing) is already known to the caller
     else
         local spec = split(ARGV[c], "\t")
         local campaign, advertiser = spec[1], spec[2]
@@ -106,7 +137,7 @@ for c = 4, #ARGV, 2 do
             end
         end
         if verdict == nil then
-            for _, audience in ipairs(split(spec[4] or "", ",")) do
+            for _, audience in ipairs(split(spec[4], ",")) do
                 if since[audience] then verdict = "excluded_audience" break end
             end
         end
@@ -114,7 +145,7 @@ for c = 4, #ARGV, 2 do
         if verdict then
             reject(campaign, verdict)
         else
-            local caps = split(spec[5] or "", ",")
+            local caps = split(spec[5], ",")
             local min_interval = tonumber(spec[6])
             local repeatable = spec[7] == "1"
             if not history[campaign] then

@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from retarget.decisions import Candidate
+from retarget.decisions import Plan
 from retarget.store import keys
 from retarget.store.scripts import load_script
 from retarget.store.users import decode_purchase
@@ -32,11 +32,25 @@ class DecisionStore:
         self._decide = load_script(redis, "decide")
 
     async def decide(
-        self, user: UserRef, candidates: list[Candidate], slots: int, now: float, explain: bool
+        self,
+        user: UserRef,
+        plan: Plan,
+        blocked: list[int],
+        slots: int,
+        now: float,
+        explain: bool,
     ) -> ScriptOutcome:
-        """Check the user's rules for each candidate, best first, and record the winners."""
-        argv: list[Any] = [int(now), slots, "1" if explain else "0"]
-        for candidate in candidates:
+        """Check the user's rules for the candidates, best first, and record the winners."""
+        argv: list[Any] = [
+            int(now),
+            slots,
+            "1" if explain else "0",
+            ",".join(map(str, blocked)),
+            len(plan.by_audience),
+        ]
+        for audience_id, ranks in plan.by_audience:
+            argv += [audience_id, ranks]
+        for candidate in plan.candidates:
             argv += [candidate.serving.script_spec, candidate.mask]
         raw_wins, raw_reasons = await self._decide(
             keys=[keys.user_profile(user), keys.user_frequency(user)], args=argv
