@@ -56,7 +56,8 @@ def settings(redis_server: EmbeddedRedis, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, clock: FrozenClock, redis: Redis) -> AsyncIterator[FastAPI]:
     application = create_app(settings, clock=clock)
-    async with LifespanManager(application) as manager:
+    # Generous timeouts: CI machines are small and busy; a slow shutdown is not a failure.
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30) as manager:
         yield manager.app  # type: ignore[misc]
 
 

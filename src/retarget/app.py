@@ -19,11 +19,13 @@ from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
 from retarget.decisions import DecisionRequest
+from retarget.hot_paths import HotPaths
 from retarget.routes import (
     advertisers,
     audiences,
     campaigns,
     decisions,
+    delivery,
     errors,
     events,
     health,
@@ -79,9 +81,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             keep_seconds=window,
         )
         counters = Counters(redis, clock.now)
+        stop = asyncio.Event()
         background = [
-            asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds)),
-            asyncio.create_task(counters.keep_flushing(settings.counters_flush_seconds)),
+            asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds, stop)),
+            asyncio.create_task(counters.keep_flushing(settings.counters_flush_seconds, stop)),
         ]
         try:
             yield State(
@@ -100,11 +103,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 ),
             )
         finally:
-            for task in background:
+            stop.set()
+            _, late = await asyncio.wait(background, timeout=2 * settings.redis_socket_timeout + 1)
+            for task in late:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            with contextlib.suppress(RedisError, OSError):
-                await counters.flush()  # the last counts of a clean shutdown
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1):
+                    await counters.flush()  # the last counts of a clean shutdown
             await redis.aclose()
 
     app = FastAPI(
@@ -117,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     for module in (
         health,
         decisions,
+        delivery,
         pixel,
         tracking,
         events,
@@ -127,7 +133,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         privacy,
     ):
         app.include_router(module.router)
-    app.add_middleware(
+    app.add_middleware(HotPaths)
+    app.add_middleware(  # outside HotPaths: the hot paths get the same limit
         BodyLimit,
         default=settings.max_body_bytes,
         per_path={"/v1/events": settings.max_events_body_bytes},

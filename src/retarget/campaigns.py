@@ -142,21 +142,31 @@ def check_references(
     campaign: Campaign,
     audience_owner: dict[str, str],
     publisher_ids: set[str] | frozenset[str],
+    previous: Campaign | None = None,
 ) -> None:
     """Raise InvalidInput unless every referenced id exists and belongs to the advertiser,
-    and every creative's format is one the campaign allows."""
+    and every creative's format is one the campaign allows.
+
+    Ids the campaign already held (``previous``) are not checked again: deleting a
+    publisher or an audience must not make its campaigns impossible to edit or pause."""
+
+    def known(name: str) -> set[str]:
+        return set(getattr(previous, name)) if previous is not None else set()
+
     for name in ("audience_ids", "exclude_audience_ids"):
         ids = getattr(campaign, name)
         if len(ids) != len(set(ids)):
             raise InvalidInput("lists an audience twice", field=name)
         for index, audience_id in enumerate(ids):
+            if audience_id in known(name):
+                continue
             if audience_owner.get(audience_id) != campaign.advertiser_id:
                 raise InvalidInput(
                     f"no audience {audience_id} for this advertiser", field=f"{name}.{index}"
                 )
     for name in ("publisher_allow", "publisher_deny"):
         for index, publisher_id in enumerate(getattr(campaign, name)):
-            if publisher_id not in publisher_ids:
+            if publisher_id not in publisher_ids and publisher_id not in known(name):
                 raise InvalidInput(f"no publisher {publisher_id}", field=f"{name}.{index}")
     for index, creative in enumerate(campaign.creatives):
         if creative_format(creative) not in campaign.formats:

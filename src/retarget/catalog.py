@@ -221,11 +221,20 @@ class LiveCatalog:
         if await self._version() != self.current.version:
             await self.reload()
 
-    async def keep_fresh(self, interval: float) -> None:
-        """Run until cancelled; a failed check is logged and retried next interval."""
-        while True:
-            await asyncio.sleep(interval)
+    async def keep_fresh(self, interval: float, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; a failed check is logged and retried next interval."""
+        while not await wait_or_stop(stop, interval):
             try:
                 await self.refresh_if_changed()
             except Exception:
                 log.warning("catalog refresh failed; keeping version %s", self.current.version)
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; True as soon as ``stop`` is set. Background loops end this way,
+    not by cancellation, which redis-py may swallow while it returns a connection."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

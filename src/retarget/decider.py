@@ -75,8 +75,13 @@ class Decider:
         rejected: dict[str, d.Rejection] | None = {} if explain else None
         plan = self._plan(catalog, publisher.id, category, slots)
         blocked = d.blocked_now(plan, now, self._counters.spend, rejected)
-        if len(blocked) == len(plan.candidates) and not explain:
-            return Outcome(empty, d.NoFill.NO_CANDIDATE)
+        if len(blocked) == len(plan.candidates):
+            outcome = Outcome(empty, d.NoFill.NO_CANDIDATE)
+            if explain:
+                outcome.explain = _explain(
+                    catalog, publisher.id, category, slots, rejected or {}, [], empty
+                )
+            return outcome
 
         self._inflight += 1
         try:

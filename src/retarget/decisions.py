@@ -226,27 +226,41 @@ def context_candidates(
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The static part of a decision for one context (publisher, category, slots): the
-    ranked candidates and, for each audience they include, which of them it can unlock.
-    The script reads only the candidates of audiences the user is in."""
+    ranked candidates, encoded once for the script (see store/decide.lua):
+
+    - ``specs``: one line per candidate, best rank first: its script spec, a tab, its slot
+      bitmask;
+    - ``audiences``: ``\n<audience>\t<rank>:<offset>:<length>,...\n`` per audience, where
+      offset and length (1-based, bytes) locate a candidate's line in ``specs``.
+
+    The script finds the user's audiences in ``audiences`` and reads only those lines, and
+    Python sends two prebuilt strings instead of encoding every candidate per request."""
 
     candidates: tuple[Candidate, ...]
-    by_audience: tuple[tuple[str, str], ...]  # (audience id, "i,j,..." 1-based ranks)
+    specs: bytes
+    audiences: bytes
     constrained: tuple[int, ...]  # 0-based indexes with a flight or budget to check per request
 
 
 def plan(candidates: list[Candidate]) -> Plan:
-    by_audience: dict[str, list[str]] = {}
-    constrained = []
+    lines, by_audience, constrained = [], {}, []
+    offset = 1
     for index, candidate in enumerate(candidates):
         campaign = candidate.serving.campaign
-        for audience_id in campaign.audience_ids:
-            by_audience.setdefault(audience_id, []).append(str(index + 1))
+        line = f"{candidate.serving.script_spec}\t{candidate.mask}\n".encode()
+        lines.append(line)
+        for audience_id in dict.fromkeys(campaign.audience_ids):
+            entry = f"{index + 1}:{offset}:{len(line) - 1}"
+            by_audience.setdefault(audience_id, []).append(entry)
+        offset += len(line)
         budget = campaign.budget
         if campaign.start or campaign.end or budget.total_impressions or budget.daily_impressions:
             constrained.append(index)
+    audiences = "".join(f"\n{a}\t{','.join(entries)}" for a, entries in by_audience.items())
     return Plan(
         candidates=tuple(candidates),
-        by_audience=tuple((a, ",".join(ranks)) for a, ranks in by_audience.items()),
+        specs=b"".join(lines),
+        audiences=(audiences + "\n").encode(),
         constrained=tuple(constrained),
     )
 

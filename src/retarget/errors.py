@@ -64,3 +64,11 @@ def field_name(loc: Sequence[Any]) -> str | None:
 def pydantic_message(error: Any) -> str:
     """pydantic's message for one error, without its "Value error, " prefix."""
     return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def error_field(error: Any) -> str | None:
+    """The field a pydantic error is about; for a union with no or an unknown tag, the tag."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") in ("union_tag_not_found", "union_tag_invalid"):
+        loc += (str(error.get("ctx", {}).get("discriminator", "type")).strip("'"),)
+    return field_name(loc)

@@ -27,4 +27,9 @@ def fill(text: str, values: Mapping[str, str | None]) -> str:
     """Replace each macro by its value, else its fallback, else nothing (plain text out)."""
     if "{" not in text:
         return text
-    return _MACRO.sub(lambda m: values.get(m.group(1)) or m.group(2) or "", text)
+    return _MACRO.sub(
+        lambda m: (
+            (values.get(m.group(1)) or m.group(2) or "") if m.group(1) in MACROS else m.group(0)
+        ),
+        text,
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retarget.advertisers import Domain, Name
 from retarget.creatives import Format, Pixels
@@ -42,12 +42,13 @@ class PublisherFields(BaseModel):
     site_category: SiteCategory
     placements: list[Placement] = Field(default_factory=list, max_length=100)
 
-    @model_validator(mode="after")
-    def _placement_ids_are_unique(self) -> Self:
-        ids = [p.id for p in self.placements]
+    @field_validator("placements")
+    @classmethod
+    def _placement_ids_are_unique(cls, placements: list[Placement]) -> list[Placement]:
+        ids = [p.id for p in placements]
         if len(ids) != len(set(ids)):
-            raise ValueError("placements: ids must be unique")
-        return self
+            raise ValueError("placement ids must be unique")
+        return placements
 
 
 class PublisherUpdate(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from retarget.errors import InvalidInput, field_name, pydantic_message
+from retarget.errors import InvalidInput, error_field, pydantic_message
 from retarget.events import MAX_TEXT, Event, EventType
 from retarget.users import Namespace, UserRef, parse_user
 
@@ -97,7 +97,7 @@ def parse_batch(
             parsed.append(_parse_one(index, item, advertiser_id, now, max_age))
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = field_name(error["loc"])
+            field = error_field(error)
             rejected.append(RejectedEvent(index, event_id, pydantic_message(error), field))
         except InvalidInput as exc:
             rejected.append(RejectedEvent(index, event_id, exc.message, exc.field))

@@ -17,7 +17,7 @@ from retarget.advertisers import (
 from retarget.api_keys import Role, StoredKey, key_hash, new_key
 from retarget.catalog import Catalog
 from retarget.embed import pixel_embed
-from retarget.errors import NotFound
+from retarget.errors import Forbidden, NotFound
 from retarget.routes.deps import (
     Admin,
     Caller,
@@ -86,6 +86,8 @@ async def create_advertiser(
 @router.get("", response_model=AdvertiserList)
 async def list_advertisers(catalog: FreshCatalog, caller: Caller) -> dict[str, object]:
     """All advertisers for the admin; an advertiser key sees only its own."""
+    if caller.role is Role.PUBLISHER:
+        raise Forbidden("a publisher key cannot list advertisers", field="Authorization")
     visible = [
         a
         for a in catalog.advertisers.values()

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from retarget.audiences import Audience, AudienceRule, AudienceUpdate, new_audience
 from retarget.catalog import Catalog
-from retarget.errors import InvalidInput, NotFound, field_name, pydantic_message
+from retarget.errors import InvalidInput, NotFound, error_field, pydantic_message
 from retarget.routes.advertisers import find_advertiser
 from retarget.routes.deps import Caller, ConfigDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
@@ -79,7 +79,7 @@ async def update_audience(
         updated = Audience.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = field_name(error["loc"]) or "body"
+        field = error_field(error) or "body"
         raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
     await config.write(put={keys.AUDIENCES: {updated.id: updated.model_dump_json()}})
     await live.reload()

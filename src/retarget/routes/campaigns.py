@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -18,11 +18,12 @@ from retarget.campaigns import (
 )
 from retarget.catalog import Catalog
 from retarget.creatives import Creative
-from retarget.errors import InvalidInput, NotFound, field_name, pydantic_message
+from retarget.errors import Forbidden, InvalidInput, NotFound, error_field, pydantic_message
 from retarget.routes.deps import Caller, ClockDep, ConfigDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+M = TypeVar("M", bound=BaseModel)
 
 _creative = TypeAdapter(Creative)
 
@@ -73,19 +74,24 @@ async def save(
 ) -> None:
     """Check references against the current catalog, store, and reload this worker."""
     audience_owner = {a.id: a.advertiser_id for a in catalog.audiences.values()}
-    check_references(campaign, audience_owner, frozenset(catalog.publishers))
+    previous = catalog.campaigns.get(campaign.id)
+    check_references(campaign, audience_owner, frozenset(catalog.publishers), previous)
     await config.write(put={keys.CAMPAIGNS: {campaign.id: campaign.model_dump_json()}})
     await live.reload()
 
 
-def revalidate(campaign: Campaign, changes: dict[str, Any]) -> Campaign:
-    """Apply changes and validate the whole campaign again (e.g. ``end`` after ``start``)."""
+def revalidate(model: type[M], merged: dict[str, Any]) -> M:
+    """Validate a whole object again after a partial change (e.g. ``end`` after ``start``)."""
     try:
-        return Campaign.model_validate(campaign.model_dump() | changes)
+        return model.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = field_name(error["loc"]) or "body"
+        field = error_field(error) or "body"
         raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
+
+
+def with_creatives(campaign: Campaign, creatives: list[Any]) -> Campaign:
+    return revalidate(Campaign, campaign.model_dump() | {"creatives": creatives})
 
 
 @router.post("", status_code=201, response_model=Campaign)
@@ -98,6 +104,8 @@ async def create_campaign(
     clock: ClockDep,
 ) -> Campaign:
     """Create a campaign, with its creatives inline."""
+    if caller.role is Role.PUBLISHER:
+        raise Forbidden("a publisher key cannot create campaigns", field="Authorization")
     advertiser_id = body.advertiser_id or (
         caller.owner_id if caller.role is Role.ADVERTISER else None
     )
@@ -147,7 +155,7 @@ async def update_campaign(
 ) -> Campaign:
     """Change any field; ``{"status": "paused"}`` stops it serving in every worker within 1 s."""
     campaign = find_campaign(catalog, campaign_id, caller)
-    updated = revalidate(campaign, body.model_dump(exclude_unset=True))
+    updated = revalidate(Campaign, campaign.model_dump() | body.model_dump(exclude_unset=True))
     await save(updated, catalog, config, live)
     return updated
 
@@ -178,7 +186,9 @@ async def add_creative(
 ) -> Any:
     """Add a creative; creatives of a campaign rotate."""
     campaign = find_campaign(catalog, campaign_id, caller)
-    updated = revalidate(campaign, {"creatives": [*campaign.creatives, body]})
+    updated = revalidate(
+        Campaign, campaign.model_dump() | {"creatives": [*campaign.creatives, body]}
+    )
     await save(updated, catalog, config, live)
     return body
 
@@ -205,7 +215,12 @@ async def replace_creative(
     _find_creative(campaign, creative_id)
     replacement = body.model_copy(update={"id": creative_id})
     creatives = [replacement if c.id == creative_id else c for c in campaign.creatives]
-    await save(revalidate(campaign, {"creatives": creatives}), catalog, config, live)
+    await save(
+        revalidate(Campaign, campaign.model_dump() | {"creatives": creatives}),
+        catalog,
+        config,
+        live,
+    )
     return replacement
 
 
@@ -221,7 +236,12 @@ async def delete_creative(
     campaign = find_campaign(catalog, campaign_id, caller)
     _find_creative(campaign, creative_id)
     creatives = [c for c in campaign.creatives if c.id != creative_id]
-    await save(revalidate(campaign, {"creatives": creatives}), catalog, config, live)
+    await save(
+        revalidate(Campaign, campaign.model_dump() | {"creatives": creatives}),
+        catalog,
+        config,
+        live,
+    )
     return Response(status_code=204)
 
 

@@ -16,7 +16,7 @@ from retarget.errors import (
     InvalidInput,
     InvalidJson,
     NotFound,
-    field_name,
+    error_field,
     pydantic_message,
 )
 from retarget.publishers import Publisher
@@ -46,7 +46,7 @@ def parse_request(body: bytes) -> DecisionRequest:
         error = exc.errors()[0]
         if error["type"] == "json_invalid":
             raise InvalidJson("request body is not valid JSON", field="body") from None
-        field = field_name(error["loc"]) or "body"
+        field = error_field(error) or "body"
         raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
 
 

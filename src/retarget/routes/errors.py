@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from retarget import errors
-from retarget.errors import field_name, pydantic_message
+from retarget.errors import error_field, pydantic_message
 
 log = logging.getLogger("retarget")
 
@@ -61,34 +61,51 @@ def error_response(
     )
 
 
+def domain_error_response(exc: errors.RetargetError) -> Response:
+    return error_response(STATUS.get(type(exc), 400), exc.code, exc.message, exc.field)
+
+
+def storage_error_response() -> Response:
+    return error_response(503, "unavailable", "storage is unavailable, retry later")
+
+
+def internal_error_response() -> Response:
+    return error_response(500, "internal", "internal error")
+
+
+def http_error_response(exc: HTTPException, method: str, path: str) -> Response:
+    code = HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such resource: {method} {path}"
+    field = "body" if exc.status_code == 413 else None
+    return error_response(exc.status_code, code, message, field, headers=exc.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.RetargetError)
     async def _domain_error(request: Request, exc: errors.RetargetError) -> Response:
-        return error_response(STATUS.get(type(exc), 400), exc.code, exc.message, exc.field)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         if first.get("type") == "json_invalid":
             return error_response(400, "invalid_json", "request body is not valid JSON", "body")
-        field = field_name(first.get("loc", ()))
+        field = error_field(first)
         message = pydantic_message(first)
         return error_response(422, "validation_error", f"{field}: {message}", field)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        code = HTTP_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no such resource: {request.method} {request.url.path}"
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return http_error_response(exc, request.method, request.url.path)
 
     @app.exception_handler(RedisError)
     async def _storage_down(request: Request, exc: RedisError) -> Response:
         log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(503, "unavailable", "storage is unavailable, retry later")
+        return storage_error_response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.scope.get("route"))
-        return error_response(500, "internal", "internal error")
+        return internal_error_response()

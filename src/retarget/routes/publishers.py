@@ -10,6 +10,7 @@ from retarget.catalog import Catalog
 from retarget.errors import NotFound
 from retarget.publishers import Publisher, PublisherFields, PublisherUpdate, new_publisher
 from retarget.routes.advertisers import issue_key
+from retarget.routes.campaigns import revalidate
 from retarget.routes.deps import Admin, Caller, ClockDep, ConfigDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
 
@@ -68,9 +69,8 @@ async def update_publisher(
     live: LiveCatalogDep,
 ) -> Publisher:
     publisher = find_publisher(catalog, publisher_id)
-    updated = Publisher.model_validate(
-        publisher.model_dump() | body.model_dump(exclude_unset=True, exclude_none=True)
-    )
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    updated = revalidate(Publisher, publisher.model_dump() | changes)
     await config.write(put={keys.PUBLISHERS: {updated.id: updated.model_dump_json()}})
     await live.reload()
     return updated

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from retarget.budgets import Spend, day_of
+from retarget.catalog import wait_or_stop
 from retarget.store import keys
 
 log = logging.getLogger("retarget")
@@ -78,9 +79,9 @@ class Counters:
         self._today = {k.decode(): int(v) for k, v in today.items()}
         self._today_day = day
 
-    async def keep_flushing(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
+    async def keep_flushing(self, interval: float, stop: asyncio.Event) -> None:
+        """Flush every ``interval`` until ``stop`` is set."""
+        while not await wait_or_stop(stop, interval):
             try:
                 await self.flush()
             except Exception as exc:

@@ -5,17 +5,19 @@
 -- impression time) would let parallel tabs overshoot a cap.
 --
 -- KEYS[1]  user profile hash   {u:..}:p   m:<audience> -> "<since>:<expires>", p:<advertiser> -> JSON
--- KEYS[2]  frequency hash      {u:..}:f   <campaign> -> "<ts>,<ts>,..." (ascending, unix seconds)
+-- KEYS[2]  frequency hash      {u:..}:f   <campaign> -> "<count>;<ts>,<ts>,..." (all-time
+--          impressions, for creative rotation; then recent ones, ascending unix seconds)
 -- ARGV[1]  now (unix seconds, from the app's clock)
 -- ARGV[2]  number of placements (slots), at most 10
 -- ARGV[3]  "1" to check and explain every candidate, else "0" (check only those the
 --          user's audiences unlock)
--- ARGV[4]  candidates blocked right now (out of flight, budget, pacing): "i,j,..." or ""
--- ARGV[5]  A, the number of audience entries that follow
--- ARGV[6 .. 5+2A]  pairs: audience id, "i,j,..." the candidates it unlocks
--- then N pairs, candidate i (1-based, best rank first): spec, placement bitmask (bit s-1 =
---          slot s). spec: campaign \t advertiser \t audience:delay_seconds,...
---          \t excluded,... \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1)
+-- ARGV[4]  candidates blocked right now (out of flight, budget, pacing): 0-based ranks
+--          "i,j,..." or ""
+-- ARGV[5]  audience index: "\n<audience>\t<rank>:<offset>:<length>,...\n" per audience
+-- ARGV[6]  candidate lines, best rank first, located by offset and length (1-based bytes):
+--          campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
+--          \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1) \t slot bitmask
+--          (bit s-1 set: the campaign fits slot s)
 --
 -- Returns { winners, explain }:
 --   winners: per slot i, { campaign, prior impressions of it, last purchase JSON or "" }
@@ -65,13 +67,7 @@ local function split(text, sep)
     end
 end
 
-local audiences = tonumber(ARGV[5])
-local first = 6 + 2 * audiences
-local total = (#ARGV - first + 1) / 2
-
-local function campaign_of(i)
-    return string.match(ARGV[first + 2 * (i - 1)], "^([^\t]+)")
-end
+local index, lines = ARGV[5], ARGV[6]
 
 local function reject(campaign, reason)
     if explain then
@@ -80,25 +76,33 @@ local function reject(campaign, reason)
     end
 end
 
--- Which candidates to check, best rank first: all of them when explaining, else those an
+-- Which candidates to check, best rank first: every line when explaining, else those an
 -- audience of the user unlocks (the rest cannot win: they need an audience the user lacks).
 local todo = {}
 if explain then
-    for i = 1, total do todo[i] = i end
+    local start, rank = 1, 1
+    while start <= #lines do
+        local stop = string.find(lines, "\n", start, true)
+        table.insert(todo, { rank, start, stop - start })
+        start, rank = stop + 1, rank + 1
+    end
 elseif any then
     local seen = {}
-    for k = 0, audiences - 1 do
-        if since[ARGV[6 + 2 * k]] then
-            for i in string.gmatch(ARGV[7 + 2 * k], "%d+") do
-                i = tonumber(i)
-                if not seen[i] then
-                    seen[i] = true
-                    table.insert(todo, i)
+    for audience in pairs(since) do
+        local _, found = string.find(index, "\n" .. audience .. "\t", 1, true)
+        if found then
+            local stop = string.find(index, "\n", found + 1, true)
+            local entries = string.sub(index, found + 1, stop - 1)
+            for rank, offset, length in string.gmatch(entries, "(%d+):(%d+):(%d+)") do
+                rank = tonumber(rank)
+                if not seen[rank] then
+                    seen[rank] = true
+                    table.insert(todo, { rank, tonumber(offset), tonumber(length) })
                 end
             end
         end
     end
-    table.sort(todo)
+    table.sort(todo, function(a, b) return a[1] < b[1] end)
 end
 if #todo == 0 then
     return { winners, reasons }
@@ -107,21 +111,21 @@ local blocked = {}
 for i in string.gmatch(ARGV[4], "%d+") do blocked[tonumber(i) + 1] = true end
 
 local history = {}     -- campaign -> list of impression times (ascending)
+local counts = {}      -- campaign -> all impressions of it to this user
 local longest = {}     -- campaign -> { window, most } kept in history
 local changed = {}     -- campaigns whose history gained an impression
 local used = {}
 local open = slots
 
-for _, i in ipairs(todo) do
-    local c = first + 2 * (i - 1)
+for _, entry in ipairs(todo) do
+    local spec = split(string.sub(lines, entry[2], entry[2] + entry[3] - 1), "\t")
+    local campaign, advertiser = spec[1], spec[2]
     if open == 0 then
-        if explain then reject(campaign_of(i), "outranked") else break end
-    elseif blocked[i] then
+        if explain then reject(campaign, "outranked") else break end
+    elseif blocked[entry[1]] then
         -- its in-process reason (flight, budget, pacing) is already known to the caller
     else
-        local spec = split(ARGV[c], "\t")
-        local campaign, advertiser = spec[1], spec[2]
-        local mask = tonumber(ARGV[c + 1])
+        local mask = tonumber(spec[8])
 
         -- In an included audience, past its delay; in no excluded one.
         local verdict = "not_in_audience"
@@ -149,9 +153,11 @@ for _, i in ipairs(todo) do
             local min_interval = tonumber(spec[6])
             local repeatable = spec[7] == "1"
             if not history[campaign] then
-                local stored = redis.call("HGET", KEYS[2], campaign)
+                local stored = redis.call("HGET", KEYS[2], campaign) or "0;"
+                local count, recent = string.match(stored, "^(%d+);(.*)$")
                 history[campaign] = {}
-                for _, t in ipairs(split(stored or "", ",")) do
+                counts[campaign] = tonumber(count) or 0
+                for _, t in ipairs(split(recent or "", ",")) do
                     table.insert(history[campaign], tonumber(t))
                 end
             end
@@ -187,7 +193,8 @@ for _, i in ipairs(todo) do
                         reject(campaign, why)
                         break
                     else
-                        winners[slot] = { campaign, #times, purchases[advertiser] or "" }
+                        winners[slot] = { campaign, counts[campaign], purchases[advertiser] or "" }
+                        counts[campaign] = counts[campaign] + 1
                         table.insert(times, now)
                         changed[campaign] = true
                         used[campaign] = true
@@ -207,7 +214,7 @@ for campaign in pairs(changed) do
     for k = math.max(1, #times - most + 1), #times do
         if times[k] > now - window then table.insert(keep, times[k]) end
     end
-    redis.call("HSET", KEYS[2], campaign, table.concat(keep, ","))
+    redis.call("HSET", KEYS[2], campaign, counts[campaign] .. ";" .. table.concat(keep, ","))
     ttl = math.max(ttl, window)
 end
 if ttl > 0 and redis.call("TTL", KEYS[2]) < ttl then

@@ -41,17 +41,14 @@ class DecisionStore:
         explain: bool,
     ) -> ScriptOutcome:
         """Check the user's rules for the candidates, best first, and record the winners."""
-        argv: list[Any] = [
+        argv = [
             int(now),
             slots,
             "1" if explain else "0",
             ",".join(map(str, blocked)),
-            len(plan.by_audience),
+            plan.audiences,
+            plan.specs,
         ]
-        for audience_id, ranks in plan.by_audience:
-            argv += [audience_id, ranks]
-        for candidate in plan.candidates:
-            argv += [candidate.serving.script_spec, candidate.mask]
         raw_wins, raw_reasons = await self._decide(
             keys=[keys.user_profile(user), keys.user_frequency(user)], args=argv
         )

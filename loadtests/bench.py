@@ -1,0 +1,383 @@
+"""Side-by-side benchmark: the service's decision and pixel endpoints against their floors.
+
+``make bench`` (or ``python loadtests/bench.py``) starts a private redis-server, the service
+(``retarget serve``) and the floor (``loadtests/floor.py``, a raw ASGI app making one
+comparable EVALSHA) with the same uvicorn settings, loads a realistic state through the
+public API, then drives each with the same wrk load generator, interleaved, in one run:
+
+- maximum throughput and p50/p90/p99 latency of each (closed loop, fixed connections);
+- p99 at half of the floor's maximum (wrk paced per connection);
+- Redis round trips per request (``INFO commandstats``: EVALSHA calls per request, and
+  every other command the app sent during the run);
+- CPU seconds per 1,000 requests, of the app process and of redis-server.
+
+It prints a markdown table and, with ``--markdown PATH``, appends it with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+from retarget import signing
+from retarget.embedded_redis import EmbeddedRedis, free_port
+from retarget.users import new_cookie_id
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_DIR = Path(__file__).resolve().parent / "wrk"
+ADMIN = "bench-admin-token"
+CATEGORIES = ["social", "games", "video", "photo", "news", "other"]
+SIZES = [[300, 250], [728, 90], [320, 50]]
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50: float
+    p90: float
+    p99: float
+    evalsha_per_request: float = 0.0
+    other_commands_per_request: float = 0.0
+    app_cpu_per_1k: float = 0.0
+    redis_cpu_per_1k: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def command_calls(redis: Redis) -> dict[str, int]:
+    stats = redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+@contextlib.contextmanager
+def process(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
+    """Run a server until the block ends; yield its pid once it answers on ``port``."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            time.sleep(0.2)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def seed(base: str, users: int, campaigns: int, rng: random.Random) -> dict[str, str]:
+    """Advertisers, audiences, campaigns, a social publisher and ``users`` buyers, through the
+    public API. Returns the publisher key, a pixel id and the file of user ids."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    client = httpx.Client(base_url=base, headers=admin, timeout=60)
+    advertisers = []
+    per_advertiser = 10
+    for a in range(max(1, campaigns // per_advertiser)):
+        shop = client.post(
+            "/v1/advertisers", json={"name": f"Shop {a}", "domain": f"shop{a}.example.com"}
+        ).json()
+        audiences = [
+            client.post(
+                f"/v1/advertisers/{shop['id']}/audiences",
+                json={"name": f"buyers {k}", "categories": [f"cat{k}"], "membership_days": 60},
+            ).json()["id"]
+            for k in range(2)
+        ]
+        advertisers.append((shop, audiences))
+        for c in range(per_advertiser):
+            size = rng.choice(SIZES)
+            client.post(
+                "/v1/campaigns",
+                json={
+                    "advertiser_id": shop["id"],
+                    "name": f"campaign {a}-{c}",
+                    "audience_ids": rng.sample(audiences, rng.randint(1, 2)),
+                    "site_categories": rng.sample(CATEGORIES, rng.randint(1, 3)),
+                    "frequency_caps": [{"impressions": 1000, "seconds": 86400}],
+                    "bid_cpm": round(rng.uniform(0.5, 5), 2),
+                    "priority": rng.randint(1, 3),
+                    "creatives": [
+                        {
+                            "type": "banner",
+                            "width": size[0],
+                            "height": size[1],
+                            "image_url": f"https://cdn.example.com/{a}/{c}.png",
+                            "alt_text": "Still thinking about {product|it}? Come back",
+                            "landing_url": f"https://shop{a}.example.com/",
+                        }
+                    ],
+                },
+            ).raise_for_status()
+    publisher = client.post(
+        "/v1/publishers",
+        json={
+            "name": "Social",
+            "domain": "social.example.com",
+            "site_category": "social",
+            "placements": [{"id": "feed", "format": "banner", "sizes": [[300, 250]]}],
+        },
+    ).json()
+
+    ids = [new_cookie_id() for _ in range(users)]
+    now = int(time.time())
+    for start in range(0, users, 1000):
+        shop, _ = rng.choice(advertisers)
+        batch = {
+            "events": [
+                {
+                    "event_id": f"o-{uid}",
+                    "ts": now - 3600,
+                    "user": {"cookie": uid},
+                    "sku": "B-1",
+                    "category": f"cat{rng.randint(0, 1)}",
+                    "value": 20,
+                }
+                for uid in ids[start : start + 1000]
+            ]
+        }
+        body = json.dumps(batch).encode()
+        secret = client.post(f"/v1/advertisers/{shop['id']}/secret").json()["s2s_secret"]
+        client.post(
+            "/v1/events",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Retarget-Advertiser": shop["id"],
+                signing.SIGNATURE_HEADER: signing.sign(secret, body, int(time.time())),
+            },
+        ).raise_for_status()
+    return {"key": publisher["api_key"], "pixel": advertisers[0][0]["pixel_id"], "ids": ids}
+
+
+def wrk(
+    url: str,
+    script: str,
+    env: dict[str, str],
+    seconds: float,
+    connections: int,
+    rate: float | None = None,
+) -> dict[str, float]:
+    """One wrk run; ``rate`` (requests/s overall) paces each connection."""
+    source = (WRK_DIR / script).read_text() + "\n" + (WRK_DIR / "report.lua").read_text()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(source)
+    run_env = {**os.environ, **env}
+    if rate:
+        run_env["BENCH_DELAY_MS"] = str(max(1, round(connections / rate * 1000)))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "-s", handle.name, url],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(handle.name)
+    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+    return json.loads(line.removeprefix("BENCH "))
+
+
+def measure(
+    name: str,
+    url: str,
+    script: str,
+    env: dict[str, str],
+    pid: int,
+    redis: Redis,
+    redis_pid: int,
+    seconds: float,
+    connections: int,
+    rate: float | None = None,
+) -> Result:
+    calls_before = command_calls(redis)
+    app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
+    raw = wrk(url, script, env, seconds, connections, rate)
+    app_cpu, redis_cpu = cpu_seconds(pid) - app_before, cpu_seconds(redis_pid) - redis_before
+    calls_after = command_calls(redis)
+    delta = {k: v - calls_before.get(k, 0) for k, v in calls_after.items()}
+    requests = max(1, int(raw["requests"]))
+    evalsha = delta.pop("evalsha", 0)
+    # Commands a script runs inside Redis show up under their own names, so count only those
+    # no script of ours sends: the background catalog poll (GET), the counter flush (HINCRBY),
+    # connection set-up; minus our own INFO.
+    client_only = {"info", "ping", "get", "hincrby", "hincrbyfloat", "client", "hello"}
+    other = sum(v for k, v in delta.items() if k in client_only) - 1
+    return Result(
+        name=name,
+        requests=requests,
+        seconds=raw["seconds"],
+        errors=int(raw["errors"]),
+        p50=raw["p50_ms"],
+        p90=raw["p90_ms"],
+        p99=raw["p99_ms"],
+        evalsha_per_request=evalsha / requests,
+        other_commands_per_request=max(0, other) / requests,
+        app_cpu_per_1k=app_cpu / requests * 1000,
+        redis_cpu_per_1k=redis_cpu / requests * 1000,
+    )
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"wrk {wrk_version}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def table(results: list[Result], floors: dict[str, Result]) -> str:
+    lines = [
+        "| Run | req/s | vs floor | p50 ms | p90 ms | p99 ms | errors "
+        "| EVALSHA/req | other cmds/req | app CPU s/1k | redis CPU s/1k |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        floor = floors.get(r.name.split(" ")[0])
+        ratio = f"{r.rps / floor.rps:.2f}" if floor and floor is not r else "1.00"
+        lines.append(
+            f"| {r.name} | {r.rps:,.0f} | {ratio} | {r.p50:.2f} | {r.p90:.2f} | {r.p99:.2f} "
+            f"| {r.errors} | {r.evalsha_per_request:.3f} | {r.other_commands_per_request:.3f} "
+            f"| {r.app_cpu_per_1k:.3f} | {r.redis_cpu_per_1k:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--campaigns", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--markdown", type=Path, help="append the results to this file")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench needs wrk: apt-get install wrk")
+    rng = random.Random(7)
+    work = Path(tempfile.mkdtemp(prefix="retarget-bench-"))
+    with EmbeddedRedis(work / "redis") as embedded:
+        redis = Redis.from_url(embedded.url)
+        redis_pid = embedded.process.pid  # type: ignore[union-attr]
+        app_port, floor_port = free_port(), free_port()
+        uvicorn_flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        service_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")},
+            "RETARGET_REDIS_URL": embedded.url,
+            "RETARGET_ADMIN_TOKEN": ADMIN,
+            "RETARGET_SECRET_KEY": "bench-secret",
+            "RETARGET_PORT": str(app_port),
+            "RETARGET_DATA_DIR": str(work),
+            "RETARGET_LOG_LEVEL": "warning",
+        }
+        floor_env = {**os.environ, "FLOOR_REDIS_URL": embedded.url, "PYTHONPATH": str(ROOT)}
+        service_cmd = [sys.executable, "-m", "retarget", "serve"]
+        floor_cmd = [
+            sys.executable, "-m", "uvicorn", "loadtests.floor:app",
+            "--port", str(floor_port), "--log-level", "warning", *uvicorn_flags,
+        ]  # fmt: skip
+        with (
+            process(service_cmd, service_env, app_port, work / "service.log") as app_pid,
+            process(floor_cmd, floor_env, floor_port, work / "floor.log") as floor_pid,
+        ):
+            started = time.monotonic()
+            seeded = seed(f"http://127.0.0.1:{app_port}", args.users, args.campaigns, rng)
+            print(f"seeded in {time.monotonic() - started:.1f} s", file=sys.stderr)
+            users_file = work / "users.txt"
+            users_file.write_text("\n".join(seeded["ids"]) + "\n")
+            env = {
+                "BENCH_USERS": str(users_file),
+                "BENCH_KEY": seeded["key"],
+                "BENCH_PIXEL": seeded["pixel"],
+            }
+            targets = {
+                "decision": (f"http://127.0.0.1:{app_port}", "decisions.lua", app_pid),
+                "decision-floor": (f"http://127.0.0.1:{floor_port}", "decisions.lua", floor_pid),
+                "pixel": (f"http://127.0.0.1:{app_port}", "pixel.lua", app_pid),
+                "pixel-floor": (f"http://127.0.0.1:{floor_port}", "pixel.lua", floor_pid),
+            }
+            for url, script, _ in targets.values():  # warm up every path once
+                wrk(url, script, env, 2, args.connections)
+
+            runs: dict[str, list[Result]] = {name: [] for name in targets}
+            for _ in range(args.rounds):
+                for name, (url, script, pid) in targets.items():
+                    result = measure(
+                        name, url, script, env, pid, redis, redis_pid, args.seconds,
+                        args.connections,
+                    )  # fmt: skip
+                    runs[name].append(result)
+                    print(f"{name:16} {result.rps:8,.0f} req/s p99 {result.p99:.2f} ms",
+                          file=sys.stderr)  # fmt: skip
+            best = {name: max(rs, key=lambda r: r.rps) for name, rs in runs.items()}
+            results = list(best.values())
+            floors = {"decision": best["decision-floor"], "pixel": best["pixel-floor"]}
+
+            for kind in ("decision", "pixel"):
+                rate = best[f"{kind}-floor"].rps / 2
+                for name in (kind, f"{kind}-floor"):
+                    url, script, pid = targets[name]
+                    result = measure(
+                        f"{name} @ half floor max ({rate:,.0f}/s)", url, script, env, pid,
+                        redis, redis_pid, args.seconds, args.connections, rate,
+                    )  # fmt: skip
+                    results.append(result)
+                    print(f"{result.name:40} p99 {result.p99:.2f} ms", file=sys.stderr)
+
+    report = "\n".join(
+        [
+            f"Measured on: {machine()}.",
+            "",
+            f"Command: `python loadtests/bench.py {' '.join(sys.argv[1:])}`".rstrip(),
+            f"State: {args.users:,} users, {args.campaigns:,} campaigns; one uvicorn worker "
+            f"each; wrk -t1 -c{args.connections}, {args.seconds:g} s per run, best of "
+            f"{args.rounds} interleaved rounds.",
+            "",
+            table(results, floors),
+            "",
+        ]
+    )
+    print(report)
+    if args.markdown:
+        with args.markdown.open("a") as out:
+            out.write("\n" + report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+-- GET /px/<pixel id>.gif purchases from users drawn from BENCH_USERS (as their rt_uid).
+local users = {}
+for line in io.lines(os.getenv("BENCH_USERS")) do users[#users + 1] = line end
+local pixel = os.getenv("BENCH_PIXEL") or "px_floor"
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local counter = 0
+math.randomseed(os.time())
+
+request = function()
+    counter = counter + 1
+    local id = users[math.random(#users)]
+    local path = "/px/" .. pixel .. ".gif?cat=books&val=19.90&cur=EUR&oid=o" ..
+        counter .. "-" .. math.random(1e9) .. "&u=" .. id
+    return wrk.format("GET", path, { ["Cookie"] = "rt_uid=" .. id })
+end
+
+if delay_ms > 0 then
+    delay = function() return delay_ms end
+end
