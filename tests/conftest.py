@@ -56,8 +56,7 @@ def settings(redis_server: EmbeddedRedis, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, clock: FrozenClock, redis: Redis) -> AsyncIterator[FastAPI]:
     application = create_app(settings, clock=clock)
-    # Generous timeouts: CI machines are small and busy; a slow shutdown is not a failure.
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(application) as manager:
         yield manager.app  # type: ignore[misc]
 
 

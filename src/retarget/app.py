@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp
 
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
@@ -58,6 +59,17 @@ class State(TypedDict):
     counters: Counters
     decider: Decider
     tracking: TrackingStore
+
+
+class RetargetApp(FastAPI):
+    """FastAPI with two pure ASGI layers outermost: the body size limit, then the hot paths,
+    which thereby skip every framework middleware (see hot_paths)."""
+
+    body_limits: tuple[int, dict[str, int]] = (64 * 1024, {})
+
+    def build_middleware_stack(self) -> ASGIApp:
+        default, per_path = self.body_limits
+        return BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -112,7 +124,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     await counters.flush()  # the last counts of a clean shutdown
             await redis.aclose()
 
-    app = FastAPI(
+    app = RetargetApp(
         title="retarget",
         version="0.1.0",
         summary="Retargeting ad server: purchase pixel, audiences, frequency-capped decisions.",
@@ -133,12 +145,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         privacy,
     ):
         app.include_router(module.router)
-    app.add_middleware(HotPaths)
-    app.add_middleware(  # outside HotPaths: the hot paths get the same limit
-        BodyLimit,
-        default=settings.max_body_bytes,
-        per_path={"/v1/events": settings.max_events_body_bytes},
-    )
+    app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

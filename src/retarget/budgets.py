@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,11 @@ def pacing_allows(budget: Budget, spend: Spend, now: float) -> bool:
     return spend.today < budget.daily_impressions * elapsed + 1
 
 
+@functools.lru_cache(maxsize=4)
+def _day(day_number: int) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(day_number * DAY))
+
+
 def day_of(now: float) -> str:
     """The UTC day as ``YYYYMMDD`` (counter keys, reports)."""
-    return time.strftime("%Y%m%d", time.gmtime(now))
+    return _day(int(now // DAY))

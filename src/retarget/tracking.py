@@ -71,6 +71,8 @@ def verify(secret: str, token: str, now: float) -> Claims:
         payload, given = _unb64(encoded), _unb64(signature)
     except (binascii.Error, ValueError):
         raise InvalidInput("malformed tracking token", field="token") from None
+    if _b64(payload) != encoded or _b64(given) != signature:  # one spelling per token
+        raise InvalidInput("malformed tracking token", field="token")
     if not hmac.compare_digest(_signature(secret, payload), given):
         raise InvalidInput("tracking token signature does not match", field="token")
     fields = payload.decode(errors="replace").split("|")

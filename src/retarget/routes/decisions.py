@@ -51,7 +51,13 @@ def parse_request(body: bytes) -> DecisionRequest:
 
 
 def base_url(request: Request) -> str:
-    return request.state.settings.public_url or str(request.base_url).rstrip("/")
+    """Where tracking URLs point: the configured public URL, else this request's origin."""
+    configured = request.state.settings.public_url
+    if configured:
+        return configured
+    scope = request.scope
+    host = request.headers.get("host") or "{}:{}".format(*scope["server"])
+    return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
 
 
 def render_json(outcome: Outcome) -> Response:
@@ -94,9 +100,10 @@ async def decide(request: Request) -> Response:
     state = request.state
     catalog: Catalog = state.catalog.current
     principal = bearer_principal(request)
-    publisher = publisher_for(catalog, principal, request.query_params.get("publisher_id"))
+    query = request.query_params if request.scope["query_string"] else {}  # parsing costs
+    publisher = publisher_for(catalog, principal, query.get("publisher_id"))
     decision_request = parse_request(await request.body())
-    explain = request.query_params.get("explain") == "1"
+    explain = query.get("explain") == "1"
     outcome = await state.decider.decide(
         catalog, publisher, decision_request, base_url(request), explain
     )
