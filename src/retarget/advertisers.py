@@ -24,14 +24,17 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class AdvertiserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Book Shop", "domain": "books.example.com"}]},
+    )
 
     name: Name
     domain: Domain = Field(description="The shop's site, e.g. shop.example.com.")
 
 
 class AdvertiserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Books"}]})
 
     name: Name | None = None
     domain: Domain | None = None

@@ -17,7 +17,20 @@ Label = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 class AudienceRule(BaseModel):
     """Which events put a user in the audience, for how long, and when they may be retargeted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "bought books in the last 30 days",
+                    "event": "purchase",
+                    "categories": ["books"],
+                    "membership_days": 30,
+                    "delay_days": 3,
+                }
+            ]
+        },
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     event: EventType = EventType.PURCHASE
@@ -46,7 +59,9 @@ class AudienceRule(BaseModel):
 
 
 class AudienceUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"membership_days": 60, "delay_days": 7}]}
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     event: EventType | None = None

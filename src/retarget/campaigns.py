@@ -106,7 +106,9 @@ class CampaignCreate(CampaignFields):
 class CampaignUpdate(BaseModel):
     """PATCH body: any field of CampaignFields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "paused"}]}
+    )
 
     name: Name | None = None
     status: Status | None = None

@@ -53,6 +53,21 @@ class _Creative(BaseModel):
 
 
 class Banner(_Creative):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "banner",
+                    "width": 300,
+                    "height": 250,
+                    "image_url": "https://books.example.com/ads/300x250.png",
+                    "alt_text": "Still thinking about {product|our new arrivals}?",
+                    "landing_url": "https://books.example.com/",
+                }
+            ]
+        }
+    )
+
     type: Literal["banner"] = "banner"
     width: Pixels
     height: Pixels

@@ -83,17 +83,23 @@ class Decider:
                 )
             return outcome
 
+        # The call is not cancelled at the deadline, only no longer waited for: cancelling
+        # a redis-py call mid-reply throws its connection away, and reconnecting under load
+        # is what turns a slow moment into a collapse. It still counts as in flight until
+        # Redis answers or its socket timeout fires.
+        call = asyncio.ensure_future(
+            self._store.decide(user, plan, blocked, len(slots), now, explain)
+        )
         self._inflight += 1
-        try:
-            async with asyncio.timeout(self._settings.decision_deadline_ms / 1000):
-                result = await self._store.decide(user, plan, blocked, len(slots), now, explain)
-        except TimeoutError:
+        call.add_done_callback(self._landed)
+        done, _ = await asyncio.wait((call,), timeout=self._settings.decision_deadline_ms / 1000)
+        if not done:
             return Outcome(empty, d.NoFill.DEADLINE)
+        try:
+            result = call.result()
         except (RedisError, OSError) as exc:
             log.warning("decision no-fill, redis: %s", type(exc).__name__)
             return Outcome(empty, d.NoFill.REDIS_ERROR)
-        finally:
-            self._inflight -= 1
 
         by_id = {c.serving.campaign.id: c.serving for c in plan.candidates}
         ads = dict(empty)
@@ -109,6 +115,11 @@ class Decider:
                 catalog, publisher.id, category, slots, rejected or {}, result.rejections, ads
             )
         return outcome
+
+    def _landed(self, call: asyncio.Future[object]) -> None:
+        self._inflight -= 1
+        if not call.cancelled():
+            call.exception()  # a late failure was already answered with a no-fill
 
     def _plan(
         self, catalog: Catalog, publisher_id: str, category: SiteCategory, slots: list[d.Slot]

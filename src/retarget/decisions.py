@@ -94,7 +94,22 @@ class PlacementIn(BaseModel):
 
 
 class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user": {"id": "Kq3mJ0b5V2xk9Yd1TnRw4A", "namespace": "cookie"},
+                    "site": {
+                        "domain": "social.example.com",
+                        "page": "https://social.example.com/feed",
+                    },
+                    "placements": [{"id": "feed", "format": "banner", "width": 300, "height": 250}],
+                    "consent": {"gdpr": 0, "gpc": False},
+                }
+            ]
+        },
+    )
 
     user: UserIn = Field(default_factory=UserIn)
     site: SiteIn = Field(default_factory=SiteIn)

@@ -35,7 +35,23 @@ class Placement(BaseModel):
 
 
 class PublisherFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Friends Feed",
+                    "domain": "social.example.com",
+                    "site_category": "social",
+                    "placements": [
+                        {"id": "feed", "format": "banner", "sizes": [[300, 250]]},
+                        {"id": "preroll", "format": "video", "sizes": [[640, 360]]},
+                    ],
+                }
+            ]
+        },
+    )
 
     name: Name
     domain: Domain
@@ -52,7 +68,9 @@ class PublisherFields(BaseModel):
 
 
 class PublisherUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"site_category": "games"}]}
+    )
 
     name: Name | None = None
     domain: Domain | None = None

@@ -60,6 +60,28 @@ class ServerEvent(BaseModel):
 class EventBatch(BaseModel):
     """The request body of ``POST /v1/events``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "event_id": "order-10017",
+                            "type": "purchase",
+                            "ts": "2026-11-23T10:15:00Z",
+                            "user": {"maid": "6d92078a-8246-4ba4-ae5b-76104861e7dc"},
+                            "sku": "BK-0451",
+                            "product_name": "The Hobbit",
+                            "category": "books",
+                            "value": 24.9,
+                            "currency": "EUR",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     events: list[ServerEvent] = Field(min_length=1, max_length=MAX_BATCH)
 
 
