@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("retarget needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +28,10 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Side-by-side throughput and latency against raw-ASGI floors (needs wrk: apt-get install wrk).
+bench: $(STAMP)
+	$(BIN)/python loadtests/bench.py --markdown docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
