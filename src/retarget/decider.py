@@ -101,12 +101,12 @@ class Decider:
             log.warning("decision no-fill, redis: %s", type(exc).__name__)
             return Outcome(empty, d.NoFill.REDIS_ERROR)
 
-        by_id = {c.serving.campaign.id: c.serving for c in plan.candidates}
         ads = dict(empty)
         for slot, win in zip(slots, result.wins, strict=True):
             if win is not None:
+                serving = plan.serving(win.campaign_id)
                 ads[slot.id] = self._ad(
-                    by_id[win.campaign_id], slot, win, publisher, category, user, now, base_url
+                    serving, slot, win, publisher, category, user, now, base_url
                 )
         filled = any(ads.values())
         outcome = Outcome(ads, None if filled else d.NoFill.NOT_ELIGIBLE)

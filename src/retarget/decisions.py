@@ -256,6 +256,9 @@ class Plan:
     audiences: bytes
     constrained: tuple[int, ...]  # 0-based indexes with a flight or budget to check per request
 
+    def serving(self, campaign_id: str) -> ServingCampaign:
+        return next(c.serving for c in self.candidates if c.serving.campaign.id == campaign_id)
+
 
 def plan(candidates: list[Candidate]) -> Plan:
     lines, by_audience, constrained = [], {}, []

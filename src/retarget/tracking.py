@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 from retarget.errors import InvalidInput
 
@@ -55,7 +55,20 @@ def _signature(secret: str, payload: bytes) -> bytes:
 
 
 def sign(secret: str, claims: Claims) -> str:
-    fields = [VERSION, *(str(v) for v in astuple(claims))]
+    fields = [
+        VERSION,
+        claims.decision_id,
+        claims.advertiser_id,
+        claims.campaign_id,
+        claims.creative_id,
+        claims.publisher_id,
+        claims.site_category,
+        claims.placement_id,
+        claims.namespace,
+        claims.user_id,
+        str(claims.issued_at),
+        str(claims.expires_at),
+    ]
     if any("|" in f for f in fields):
         raise ValueError("a claim contains |")
     payload = "|".join(fields).encode()

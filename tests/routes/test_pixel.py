@@ -41,7 +41,7 @@ async def test_a_new_browser_gets_an_rt_uid_cookie(client: httpx.AsyncClient, sh
     cookie = response.headers["set-cookie"]
     uid = response.cookies["rt_uid"]
     assert len(uid) == 22
-    for attribute in ("Secure", "HttpOnly", "SameSite=none", "Path=/", "Max-Age=31536000"):
+    for attribute in ("Secure", "HttpOnly", "SameSite=None", "Path=/", "Max-Age=31536000"):
         assert attribute in cookie
 
 
