@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -564,3 +565,26 @@ async def test_moving_the_start_past_the_end_is_refused(client: httpx.AsyncClien
 
     assert response.status_code == 422
     assert response.json()["error"]["field"] in ("start", "end")
+
+
+async def test_concurrent_edits_of_a_campaign_never_undo_each_other_silently(
+    client: httpx.AsyncClient,
+) -> None:
+    advertiser = await create_advertiser(client)
+    audience = await create_audience(client, advertiser["id"])
+    campaign = await create_campaign(client, advertiser["id"], [audience["id"]])
+    path = f"/v1/campaigns/{campaign['id']}"
+
+    for round_ in range(20):
+        pause, rename = await asyncio.gather(
+            client.patch(path, json={"status": "paused"}, headers=ADMIN),
+            client.patch(path, json={"name": f"renamed {round_}"}, headers=ADMIN),
+        )
+        statuses = {pause.status_code, rename.status_code}
+        assert statuses <= {200, 409}
+        stored = (await client.get(path, headers=ADMIN)).json()
+        if pause.status_code == 200:
+            assert stored["status"] == "paused", (round_, pause.json(), rename.status_code)
+        if rename.status_code == 409:
+            assert rename.json()["error"]["code"] == "conflict"
+        await client.patch(path, json={"status": "active"}, headers=ADMIN)

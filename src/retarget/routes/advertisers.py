@@ -114,7 +114,9 @@ async def update_advertiser(
     caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     updated = advertiser.model_copy(update=body.model_dump(exclude_unset=True, exclude_none=True))
-    await config.write(put={keys.ADVERTISERS: {updated.id: updated.model_dump_json()}})
+    await config.write(
+        put={keys.ADVERTISERS: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
+    )
     await live.reload()
     return updated
 

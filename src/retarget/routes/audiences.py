@@ -81,7 +81,9 @@ async def update_audience(
         error = exc.errors()[0]
         field = error_field(error) or "body"
         raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
-    await config.write(put={keys.AUDIENCES: {updated.id: updated.model_dump_json()}})
+    await config.write(
+        put={keys.AUDIENCES: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
+    )
     await live.reload()
     return updated
 

@@ -76,7 +76,9 @@ async def save(
     audience_owner = {a.id: a.advertiser_id for a in catalog.audiences.values()}
     previous = catalog.campaigns.get(campaign.id)
     check_references(campaign, audience_owner, frozenset(catalog.publishers), previous)
-    await config.write(put={keys.CAMPAIGNS: {campaign.id: campaign.model_dump_json()}})
+    await config.write(
+        put={keys.CAMPAIGNS: {campaign.id: campaign.model_dump_json()}}, based_on=catalog.version
+    )
     await live.reload()
 
 

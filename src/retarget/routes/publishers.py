@@ -71,7 +71,9 @@ async def update_publisher(
     publisher = find_publisher(catalog, publisher_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     updated = revalidate(Publisher, publisher.model_dump() | changes)
-    await config.write(put={keys.PUBLISHERS: {updated.id: updated.model_dump_json()}})
+    await config.write(
+        put={keys.PUBLISHERS: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
+    )
     await live.reload()
     return updated
 

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
+from retarget.errors import Conflict
 from retarget.store import keys
 
 
@@ -23,6 +25,9 @@ class ConfigSnapshot:
 
     def of(self, family: str) -> Iterable[bytes]:
         return self.families.get(family, {}).values()
+
+
+_CONFLICT = "the configuration changed while this request was made; retry it"
 
 
 class ConfigStore:
@@ -51,9 +56,19 @@ class ConfigStore:
         self,
         put: Mapping[str, Mapping[str, str]] | None = None,
         delete: Mapping[str, Iterable[str]] | None = None,
+        based_on: int | None = None,
     ) -> None:
-        """Apply puts (family -> id -> JSON) and deletes (family -> ids) atomically."""
+        """Apply puts (family -> id -> JSON) and deletes (family -> ids) atomically.
+
+        ``based_on``: the configuration version the change was computed from; if another
+        change landed since, nothing is written and Conflict is raised (the client retries),
+        so two concurrent edits cannot silently undo each other."""
         async with self._redis.pipeline(transaction=True) as pipe:
+            if based_on is not None:
+                await pipe.watch(keys.CONFIG_VERSION)
+                if int(await pipe.get(keys.CONFIG_VERSION) or 0) != based_on:
+                    raise Conflict(_CONFLICT, field="version")
+                pipe.multi()
             for family, items in (put or {}).items():
                 if items:
                     pipe.hset(keys.config_family(family), mapping=dict(items))
@@ -62,4 +77,7 @@ class ConfigStore:
                 if ids:
                     pipe.hdel(keys.config_family(family), *ids)
             pipe.incr(keys.CONFIG_VERSION)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except WatchError:
+                raise Conflict(_CONFLICT, field="version") from None
