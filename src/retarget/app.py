@@ -19,8 +19,9 @@ from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
-from retarget.decisions import DecisionRequest
-from retarget.hot_paths import HotPaths
+from retarget.decisions import DecisionRequest, NoFill
+from retarget.hot_paths import HotPaths, route_template
+from retarget.metrics import Metrics, RequestTimer
 from retarget.routes import (
     advertisers,
     audiences,
@@ -57,30 +58,34 @@ class State(TypedDict):
     catalog: LiveCatalog
     users: UserStore
     counters: Counters
+    metrics: Metrics
     decider: Decider
     tracking: TrackingStore
 
 
 class RetargetApp(FastAPI):
-    """FastAPI with two pure ASGI layers outermost: the body size limit, then the hot paths,
-    which thereby skip every framework middleware (see hot_paths)."""
+    """FastAPI with pure ASGI layers outermost: request timing, the body size limit, then the
+    hot paths, which thereby skip every framework middleware (see hot_paths)."""
 
     body_limits: tuple[int, dict[str, int]] = (64 * 1024, {})
+    metrics: Metrics
 
     def build_middleware_stack(self) -> ASGIApp:
         default, per_path = self.body_limits
-        return BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
+        inner = BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
+        return RequestTimer(inner, self.metrics, route_template)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the service for ``settings`` (which must name a Redis URL and both secrets)."""
     clock = clock or SystemClock()
+    metrics = Metrics([reason.value for reason in NoFill])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         redis = create_redis(settings)
         config = ConfigStore(redis)
-        catalog = LiveCatalog(config.load, config.version)
+        catalog = LiveCatalog(config.load, config.version, on_reload=metrics.catalog_loaded)
         try:
             await catalog.reload()
         except (RedisError, OSError) as exc:
@@ -107,7 +112,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 catalog=catalog,
                 users=users,
                 counters=counters,
-                decider=Decider(DecisionStore(redis), counters, settings, clock),
+                metrics=metrics,
+                decider=Decider(DecisionStore(redis), counters, settings, clock, metrics),
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
@@ -145,6 +151,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         privacy,
     ):
         app.include_router(module.router)
+    app.metrics = metrics
     app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -196,9 +196,11 @@ class LiveCatalog:
         self,
         load: Callable[[], Awaitable[ConfigSnapshot]],
         version: Callable[[], Awaitable[int]],
+        on_reload: Callable[[int], None] = lambda version: None,
     ) -> None:
         self._load = load
         self._version = version
+        self._on_reload = on_reload
         self.current = Catalog()
         self._lock = asyncio.Lock()
         self._decode = Decoder()
@@ -215,6 +217,7 @@ class LiveCatalog:
                 self.current = await asyncio.to_thread(build_catalog, snapshot, self._decode)
             finally:
                 gc.enable()
+            self._on_reload(self.current.version)
             return self.current
 
     async def refresh_if_changed(self) -> None:

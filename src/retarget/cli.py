@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -53,6 +54,11 @@ def serve(settings: Settings) -> None:
         if settings.workers == 1:
             uvicorn.run(create_app(settings), **config)  # type: ignore[arg-type]
         else:
+            # Each worker writes its metrics to files here; /metrics adds them up.
+            metrics_dir = settings.data_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
             # Worker processes rebuild the settings from the environment: hand them what we
             # resolved here (the embedded Redis URL, development secrets).
             os.environ["RETARGET_REDIS_URL"] = str(settings.redis_url)

@@ -7,7 +7,9 @@ deadline and a concurrency limit, so a slow or dead Redis turns into a fast no-f
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -18,6 +20,7 @@ from retarget.catalog import Catalog, ServingCampaign
 from retarget.clock import Clock
 from retarget.consent import personalised_ads_allowed
 from retarget.errors import InvalidInput
+from retarget.metrics import Metrics
 from retarget.publishers import Publisher, SiteCategory
 from retarget.settings import Settings
 from retarget.store.counters import Counters
@@ -38,9 +41,15 @@ class Outcome:
 
 class Decider:
     def __init__(
-        self, store: DecisionStore, counters: Counters, settings: Settings, clock: Clock
+        self,
+        store: DecisionStore,
+        counters: Counters,
+        settings: Settings,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._counters = counters
         self._settings = settings
         self._clock = clock
@@ -56,6 +65,19 @@ class Decider:
         request: d.DecisionRequest,
         base_url: str,
         explain: bool = False,
+    ) -> Outcome:
+        """Ads or a no-fill for the request's placements; InvalidInput for a bad placement."""
+        outcome = await self._decide(catalog, publisher, request, base_url, explain)
+        self._metrics.decision(outcome.no_fill)
+        return outcome
+
+    async def _decide(
+        self,
+        catalog: Catalog,
+        publisher: Publisher,
+        request: d.DecisionRequest,
+        base_url: str,
+        explain: bool,
     ) -> Outcome:
         slots = d.resolve_slots(publisher, request.placements)  # InvalidInput: the client's
         empty: dict[str, d.Ad | None] = {slot.id: None for slot in slots}
@@ -91,7 +113,7 @@ class Decider:
             self._store.decide(user, plan, blocked, len(slots), now, explain)
         )
         self._inflight += 1
-        call.add_done_callback(self._landed)
+        call.add_done_callback(functools.partial(self._landed, time.perf_counter()))
         done, _ = await asyncio.wait((call,), timeout=self._settings.decision_deadline_ms / 1000)
         if not done:
             return Outcome(empty, d.NoFill.DEADLINE)
@@ -116,10 +138,10 @@ class Decider:
             )
         return outcome
 
-    def _landed(self, call: asyncio.Future[object]) -> None:
+    def _landed(self, started: float, call: asyncio.Future[object]) -> None:
         self._inflight -= 1
-        if not call.cancelled():
-            call.exception()  # a late failure was already answered with a no-fill
+        failed = call.cancelled() or call.exception() is not None
+        self._metrics.redis_call("decide", time.perf_counter() - started, failed)
 
     def _plan(
         self, catalog: Catalog, publisher_id: str, category: SiteCategory, slots: list[d.Slot]

@@ -29,6 +29,7 @@ from retarget.routes.errors import (
 
 log = logging.getLogger("retarget")
 Handler = Callable[[Request], Awaitable[Response]]
+TEMPLATE_KEY = "retarget.route"
 
 
 def _segment(path: str, prefix: str, suffix: str = "") -> str | None:
@@ -39,18 +40,27 @@ def _segment(path: str, prefix: str, suffix: str = "") -> str | None:
     return value if value and "/" not in value else None
 
 
-def route(method: str, path: str) -> Handler | None:
+def route(method: str, path: str) -> tuple[str, Handler] | None:
+    """(route template, handler) for a hot path, else None."""
     if method == "POST" and path == "/v1/decisions":
-        return decisions.decide
+        return "/v1/decisions", decisions.decide
     if method != "GET":
         return None
     if (pixel_id := _segment(path, "/px/", ".gif")) is not None:
-        return lambda request: pixel.pixel_hit(pixel_id, request)
+        return "/px/{pixel_id}.gif", lambda request: pixel.pixel_hit(pixel_id, request)
     if (token := _segment(path, "/t/imp/")) is not None:
-        return lambda request: tracking.impression(token, request)
+        return "/t/imp/{token}", lambda request: tracking.impression(token, request)
     if (token := _segment(path, "/t/click/")) is not None:
-        return lambda request: tracking.click(token, request)
+        return "/t/click/{token}", lambda request: tracking.click(token, request)
     return None
+
+
+def route_template(scope: Scope) -> str:
+    """The route a request was served by, for metrics labels (never the raw path)."""
+    if template := scope.get(TEMPLATE_KEY):
+        return str(template)
+    matched = scope.get("route")
+    return str(getattr(matched, "path", "unmatched"))
 
 
 class HotPaths:
@@ -58,10 +68,11 @@ class HotPaths:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = route(scope["method"], scope["path"]) if scope["type"] == "http" else None
-        if handler is None:
+        found = route(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if found is None:
             await self.app(scope, receive, send)
             return
+        scope[TEMPLATE_KEY], handler = found
         try:
             response = await handler(Request(scope, receive))
         except RetargetError as exc:

@@ -92,6 +92,7 @@ async def record_events(
         for r in rejected
     ]
     results.sort(key=lambda r: r.index)
+    request.state.metrics.server_events(len(new), len(parsed) - len(new), len(rejected))
     return {
         "accepted": len(new),
         "duplicates": len(parsed) - len(new),

@@ -34,3 +34,14 @@ async def readyz(request: Request) -> Response:
         reason = type(exc).__name__
         return error_response(503, "redis_unavailable", f"redis did not answer PING: {reason}")
     return Response(_OK, media_type="application/json")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (no per-user or per-URL labels)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(request: Request) -> Response:
+    body, content_type = request.state.metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
@@ -53,29 +54,40 @@ async def pixel_hit(pixel_id: str, request: Request) -> Response:
     """Always a GIF, so a page never shows a broken image; errors in ``X-Retarget-Error``."""
     state = request.state
     cookies = request.cookies
+    metrics = state.metrics
     if not privacy.may_track(request.headers.get("sec-gpc"), cookies.get(privacy.OPT_OUT_COOKIE)):
+        metrics.pixel("opted_out")
         return _gif()
     catalog = state.catalog.current
     if not catalog.loaded:
+        metrics.pixel("unavailable")
         return _gif(503, "unavailable: configuration not loaded")
     advertiser = catalog.by_pixel.get(pixel_id)
     if advertiser is None:
+        metrics.pixel("unknown_pixel")
         return _gif(404, "pixel_id: unknown pixel")
     now = state.clock.now()
     try:
         event = pixel.parse_hit(request.query_params, advertiser.id, now)
     except InvalidInput as exc:
+        metrics.pixel("invalid")
         return _gif(400, f"{exc.field}: {exc.message}")
 
     uid = users.cookie_id_or_none(cookies.get(users.COOKIE_NAME)) or users.new_cookie_id()
     user = users.UserRef(users.Namespace.COOKIE, uid)
     (recording,) = recordings_for(event, [user], catalog, now)
+    started = time.perf_counter()
     try:
-        await state.users.record(recording, now)
+        recorded = await state.users.record(recording, now)
         response = _gif()
     except (RedisError, OSError) as exc:
         log.warning("pixel not recorded: %s", type(exc).__name__)
+        metrics.redis_call("record_event", time.perf_counter() - started, failed=True)
+        metrics.pixel("unavailable")
         response = _gif(503, "unavailable: try again")
+    else:
+        metrics.redis_call("record_event", time.perf_counter() - started)
+        metrics.pixel("recorded" if recorded else "duplicate")
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain

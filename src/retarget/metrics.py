@@ -1,0 +1,148 @@
+"""Prometheus metrics behind a small interface; the only module that imports prometheus_client.
+
+Names share the ``retarget_`` prefix, use base units and ``_total`` on counters; labels are
+route templates and small enums only (no user, URL or id), so cardinality stays bounded.
+With several workers the CLI sets ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates
+every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    """One per app. Each app gets its own registry, so tests can build many apps."""
+
+    def __init__(self, decision_outcomes: Iterable[str]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._requests = Histogram(
+            "retarget_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template, method and status class.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        decisions = Counter(
+            "retarget_decisions_total",
+            "Decision requests by outcome: fill, or the no-fill reason.",
+            ["outcome"],
+            registry=r,
+        )
+        self._decisions = {o: decisions.labels(o) for o in ("fill", *decision_outcomes)}
+        self._pixel = Counter(
+            "retarget_pixel_events_total",
+            "Pixel hits by result (recorded, duplicate, opted_out, invalid, unknown_pixel, "
+            "unavailable).",
+            ["result"],
+            registry=r,
+        )
+        self._events = Counter(
+            "retarget_server_events_total",
+            "Server-to-server events by result (accepted, duplicate, rejected).",
+            ["result"],
+            registry=r,
+        )
+        self._redis_seconds = Histogram(
+            "retarget_redis_call_duration_seconds",
+            "Time of the hot paths' Redis round trips, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._redis_errors = Counter(
+            "retarget_redis_errors_total",
+            "Redis calls of the hot paths that failed or timed out, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self._catalog_version = Gauge(
+            "retarget_catalog_version",
+            "Configuration version of the in-process catalog.",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self._catalog_loaded = Gauge(
+            "retarget_catalog_loaded_timestamp_seconds",
+            "When the catalog was last rebuilt (its age: time() - this).",
+            registry=r,
+            multiprocess_mode="min",
+        )
+
+    def decision(self, no_fill: str | None) -> None:
+        self._decisions[no_fill or "fill"].inc()
+
+    def pixel(self, result: str) -> None:
+        self._pixel.labels(result).inc()
+
+    def server_events(self, accepted: int, duplicates: int, rejected: int) -> None:
+        for result, count in (("accepted", accepted), ("duplicate", duplicates)):
+            if count:
+                self._events.labels(result).inc(count)
+        if rejected:
+            self._events.labels("rejected").inc(rejected)
+
+    def redis_call(self, operation: str, seconds: float, failed: bool = False) -> None:
+        self._redis_seconds.labels(operation).observe(seconds)
+        if failed:
+            self._redis_errors.labels(operation).inc()
+
+    def catalog_loaded(self, version: int) -> None:
+        self._catalog_version.set(version)
+        self._catalog_loaded.set(time.time())
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._requests.labels(route, method, f"{status // 100}xx").observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format, aggregated over every worker in multi-process mode."""
+        registry = self.registry
+        if os.environ.get(MULTIPROCESS_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class RequestTimer:
+    """Pure ASGI middleware timing every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, route_of: object) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.route_of = route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = self.route_of(scope)  # type: ignore[operator]
+            self.metrics.request(route, scope["method"], status, time.perf_counter() - started)
