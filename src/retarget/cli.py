@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -13,10 +14,14 @@ import uvicorn
 
 from retarget.app import create_app
 from retarget.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from retarget.logs import configure_logging, logging_config, startup_fields
 from retarget.settings import Settings, SettingsError, load_settings, with_secrets
+
+log = logging.getLogger("retarget")
 
 
 def _say(line: str) -> None:
+    """A line for the human at ``make run`` (development secrets, the embedded Redis)."""
     print(f"retarget: {line}", file=sys.stderr, flush=True)
 
 
@@ -26,7 +31,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def serve(settings: Settings) -> None:
     """Run uvicorn; with no Redis URL, run a private redis-server for as long as we run."""
+    configure_logging(settings)
     settings, filled = with_secrets(settings)
+    starting = startup_fields(settings)  # before an embedded Redis fills in redis_url
     for name in filled:
         value = getattr(settings, name).get_secret_value()
         _say(f"development {name}: {value} (kept in {settings.data_dir / 'secrets.json'})")
@@ -48,9 +55,12 @@ def serve(settings: Settings) -> None:
             "lifespan": "on",
             "access_log": settings.access_log,
             "log_level": settings.log_level,
+            # A dict, not None: uvicorn applies it again in each spawned worker process.
+            "log_config": logging_config(settings),
             "server_header": False,
             "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         }
+        log.info("starting", extra=starting)
         if settings.workers == 1:
             uvicorn.run(create_app(settings), **config)  # type: ignore[arg-type]
         else:
@@ -75,6 +85,7 @@ def serve(settings: Settings) -> None:
         if embedded is not None:
             embedded.stop()
             _say("embedded redis-server stopped")
+        log.info("stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per line (ts, level, logger, message, fields); "
+        "`text`: plain lines for a terminal.",
+    )
 
     @field_validator("redis_url")
     @classmethod
