@@ -169,3 +169,16 @@ async def test_an_invalid_change_to_a_publisher_is_refused_naming_the_field(
     assert response.json()["error"]["field"] == field
     fetched = (await client.get(f"/v1/publishers/{created['id']}", headers=ADMIN)).json()
     assert fetched["placements"] == created["placements"]
+
+
+async def test_a_publisher_can_get_another_key_and_both_work(client: httpx.AsyncClient) -> None:
+    publisher = await create_publisher(client)
+
+    response = await client.post(f"/v1/publishers/{publisher['id']}/keys", headers=ADMIN)
+
+    assert response.status_code == 201
+    second = response.json()["api_key"]
+    assert second != publisher["api_key"]
+    for key in (publisher["api_key"], second):
+        own = await client.get(f"/v1/publishers/{publisher['id']}", headers=bearer(key))
+        assert own.status_code == 200

@@ -9,7 +9,7 @@ from retarget.api_keys import Role
 from retarget.catalog import Catalog
 from retarget.errors import NotFound
 from retarget.publishers import Publisher, PublisherFields, PublisherUpdate, new_publisher
-from retarget.routes.advertisers import issue_key
+from retarget.routes.advertisers import KeyCreated, issue_key
 from retarget.routes.campaigns import revalidate
 from retarget.routes.deps import Admin, Caller, ClockDep, ConfigDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
@@ -92,3 +92,14 @@ async def delete_publisher(
     )
     await live.reload()
     return Response(status_code=204)
+
+
+@router.post(
+    "/{publisher_id}/keys", status_code=201, response_model=KeyCreated, dependencies=[Admin]
+)
+async def create_publisher_key(
+    publisher_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+) -> KeyCreated:
+    """Another decision key for this publisher (shown once), e.g. to rotate keys."""
+    find_publisher(catalog, publisher_id)
+    return await issue_key(config, live, Role.PUBLISHER, publisher_id)
