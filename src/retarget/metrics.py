@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,6 +33,7 @@ class Metrics:
 
     def __init__(self, decision_outcomes: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self._requests = Histogram(
             "retarget_http_request_duration_seconds",
@@ -90,7 +92,7 @@ class Metrics:
         self._decisions[no_fill or "fill"].inc()
 
     def pixel(self, result: str) -> None:
-        self._pixel.labels(result).inc()
+        self._child(self._pixel, result).inc()
 
     def server_events(self, accepted: int, duplicates: int, rejected: int) -> None:
         for result, count in (("accepted", accepted), ("duplicate", duplicates)):
@@ -100,16 +102,25 @@ class Metrics:
             self._events.labels("rejected").inc(rejected)
 
     def redis_call(self, operation: str, seconds: float, failed: bool = False) -> None:
-        self._redis_seconds.labels(operation).observe(seconds)
+        self._child(self._redis_seconds, operation).observe(seconds)
         if failed:
-            self._redis_errors.labels(operation).inc()
+            self._child(self._redis_errors, operation).inc()
 
     def catalog_loaded(self, version: int) -> None:
         self._catalog_version.set(version)
         self._catalog_loaded.set(time.time())
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._requests.labels(route, method, f"{status // 100}xx").observe(seconds)
+        self._child(self._requests, route, method, f"{status // 100}xx").observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the hot paths record a few metrics per request
+        and the label lookup (validation, locking) is most of their cost."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format, aggregated over every worker in multi-process mode."""
