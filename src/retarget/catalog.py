@@ -21,6 +21,7 @@ from retarget.advertisers import Advertiser
 from retarget.api_keys import StoredKey
 from retarget.audiences import DAY, Audience
 from retarget.campaigns import Campaign, Status
+from retarget.clock import wait_or_stop
 from retarget.creatives import Format, creative_format
 from retarget.publishers import Publisher, SiteCategory, Size
 from retarget.store import keys
@@ -231,13 +232,3 @@ class LiveCatalog:
                 await self.refresh_if_changed()
             except Exception:
                 log.warning("catalog refresh failed; keeping version %s", self.current.version)
-
-
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``; True as soon as ``stop`` is set. Background loops end this way,
-    not by cancellation, which redis-py may swallow while it returns a connection."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True

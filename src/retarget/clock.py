@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -28,3 +29,13 @@ class FrozenClock:
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; True as soon as ``stop`` is set. Background loops end this way,
+    not by cancellation, which redis-py may swallow while it returns a connection."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from retarget.budgets import Spend, day_of
-from retarget.catalog import wait_or_stop
+from retarget.clock import wait_or_stop
 from retarget.store import keys
 
 log = logging.getLogger("retarget")
