@@ -54,7 +54,6 @@ class State(TypedDict):
     settings: Settings
     clock: Clock
     redis: Redis
-    config: ConfigStore
     catalog: LiveCatalog
     users: UserStore
     counters: Counters
@@ -85,7 +84,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         redis = create_redis(settings)
         config = ConfigStore(redis)
-        catalog = LiveCatalog(config.load, config.version, on_reload=metrics.catalog_loaded)
+        catalog = LiveCatalog(
+            config.load, config.version, config.write, on_reload=metrics.catalog_loaded
+        )
         try:
             await catalog.reload()
         except (RedisError, OSError) as exc:
@@ -108,7 +109,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 settings=settings,
                 clock=clock,
                 redis=redis,
-                config=config,
                 catalog=catalog,
                 users=users,
                 counters=counters,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -109,6 +109,10 @@ class Catalog:
     def campaigns_of(self, advertiser_id: str) -> list[Campaign]:
         return [c for c in self.campaigns.values() if c.advertiser_id == advertiser_id]
 
+    def key_hashes_of(self, owner_id: str) -> list[str]:
+        """The stored hashes of every API key of an advertiser or publisher."""
+        return [digest for digest, key in self.api_keys.items() if key.owner_id == owner_id]
+
     def candidates(self, audience_ids: list[str]) -> dict[str, ServingCampaign]:
         """Serving campaigns that include any of these audiences. Costs what the user's
         audiences hold, not what the catalog holds."""
@@ -197,10 +201,12 @@ class LiveCatalog:
         self,
         load: Callable[[], Awaitable[ConfigSnapshot]],
         version: Callable[[], Awaitable[int]],
+        write: Callable[..., Awaitable[None]] | None = None,
         on_reload: Callable[[int], None] = lambda version: None,
     ) -> None:
         self._load = load
         self._version = version
+        self._write = write
         self._on_reload = on_reload
         self.current = Catalog()
         self._lock = asyncio.Lock()
@@ -220,6 +226,18 @@ class LiveCatalog:
                 gc.enable()
             self._on_reload(self.current.version)
             return self.current
+
+    async def change(
+        self,
+        put: Mapping[str, Mapping[str, str]] | None = None,
+        delete: Mapping[str, Iterable[str]] | None = None,
+        based_on: int | None = None,
+    ) -> Catalog:
+        """Store a configuration change (see ConfigStore.write) and rebuild this worker's
+        catalog at once; the other workers see it at their next poll."""
+        assert self._write is not None, "a LiveCatalog built without a writer is read-only"
+        await self._write(put=put, delete=delete, based_on=based_on)
+        return await self.reload()
 
     async def refresh_if_changed(self) -> None:
         if await self._version() != self.current.version:

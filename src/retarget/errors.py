@@ -72,3 +72,13 @@ def error_field(error: Any) -> str | None:
     if error.get("type") in ("union_tag_not_found", "union_tag_invalid"):
         loc += (str(error.get("ctx", {}).get("discriminator", "type")).strip("'"),)
     return field_name(loc)
+
+
+def invalid_input(exc: Any) -> RetargetError:
+    """A pydantic ValidationError as the client's error: its first problem, naming the field
+    (InvalidJson when the body is not JSON at all)."""
+    error = exc.errors()[0]
+    if error.get("type") == "json_invalid":
+        return InvalidJson("request body is not valid JSON", field="body")
+    field = error_field(error) or "body"
+    return InvalidInput(f"{field}: {pydantic_message(error)}", field=field)

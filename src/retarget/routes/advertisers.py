@@ -22,7 +22,6 @@ from retarget.routes.deps import (
     Admin,
     Caller,
     ClockDep,
-    ConfigDep,
     FreshCatalog,
     LiveCatalogDep,
     SettingsDep,
@@ -74,12 +73,11 @@ def find_advertiser(catalog: Catalog, advertiser_id: str) -> Advertiser:
 
 @router.post("", status_code=201, response_model=AdvertiserCreated, dependencies=[Admin])
 async def create_advertiser(
-    body: AdvertiserCreate, config: ConfigDep, live: LiveCatalogDep, clock: ClockDep
+    body: AdvertiserCreate, live: LiveCatalogDep, clock: ClockDep
 ) -> Advertiser:
     """Create an advertiser. The response is the only time ``s2s_secret`` is shown."""
     advertiser = new_advertiser(body, clock.now())
-    await config.write(put={keys.ADVERTISERS: {advertiser.id: advertiser.model_dump_json()}})
-    await live.reload()
+    await live.change(put={keys.ADVERTISERS: {advertiser.id: advertiser.model_dump_json()}})
     return advertiser
 
 
@@ -107,35 +105,32 @@ async def update_advertiser(
     advertiser_id: str,
     body: AdvertiserUpdate,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
     caller: Caller,
 ) -> Advertiser:
     caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     updated = advertiser.model_copy(update=body.model_dump(exclude_unset=True, exclude_none=True))
-    await config.write(
+    await live.change(
         put={keys.ADVERTISERS: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
     )
-    await live.reload()
     return updated
 
 
 @router.delete("/{advertiser_id}", status_code=204, dependencies=[Admin])
 async def delete_advertiser(
-    advertiser_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    advertiser_id: str, catalog: FreshCatalog, live: LiveCatalogDep
 ) -> Response:
     """Delete the advertiser with its audiences, campaigns and keys; its pixel stops at once."""
     find_advertiser(catalog, advertiser_id)
-    await config.write(
+    await live.change(
         delete={
             keys.ADVERTISERS: [advertiser_id],
             keys.AUDIENCES: [a.id for a in catalog.audiences_of(advertiser_id)],
             keys.CAMPAIGNS: [c.id for c in catalog.campaigns_of(advertiser_id)],
-            keys.API_KEYS: [h for h, k in catalog.api_keys.items() if k.owner_id == advertiser_id],
+            keys.API_KEYS: catalog.key_hashes_of(advertiser_id),
         }
     )
-    await live.reload()
     return Response(status_code=204)
 
 
@@ -143,7 +138,6 @@ async def delete_advertiser(
 async def rotate_secret(
     advertiser_id: str,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
     caller: Caller,
 ) -> dict[str, str]:
@@ -151,8 +145,7 @@ async def rotate_secret(
     caller.require_advertiser(advertiser_id)
     advertiser = find_advertiser(catalog, advertiser_id)
     rotated = advertiser.model_copy(update={"s2s_secret": new_secret()})
-    await config.write(put={keys.ADVERTISERS: {rotated.id: rotated.model_dump_json()}})
-    await live.reload()
+    await live.change(put={keys.ADVERTISERS: {rotated.id: rotated.model_dump_json()}})
     return {"s2s_secret": rotated.s2s_secret}
 
 
@@ -175,18 +168,22 @@ async def pixel_code(
     "/{advertiser_id}/keys", status_code=201, response_model=KeyCreated, dependencies=[Admin]
 )
 async def create_advertiser_key(
-    advertiser_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    advertiser_id: str, catalog: FreshCatalog, live: LiveCatalogDep
 ) -> KeyCreated:
     """An API key that reads and changes only this advertiser and what belongs to it."""
     find_advertiser(catalog, advertiser_id)
-    return await issue_key(config, live, Role.ADVERTISER, advertiser_id)
+    return await issue_key(live, Role.ADVERTISER, advertiser_id)
 
 
-async def issue_key(
-    config: ConfigDep, live: LiveCatalogDep, role: Role, owner_id: str
-) -> KeyCreated:
+def new_key_record(role: Role, owner_id: str) -> tuple[KeyCreated, dict[str, str]]:
+    """A new key for the response, and what to store of it: its hash -> owner."""
     api_key = new_key(role)
     stored = StoredKey(role=role, owner_id=owner_id, prefix=api_key[:10])
-    await config.write(put={keys.API_KEYS: {key_hash(api_key): stored.model_dump_json()}})
-    await live.reload()
-    return KeyCreated(api_key=api_key, role=role, owner_id=owner_id)
+    created = KeyCreated(api_key=api_key, role=role, owner_id=owner_id)
+    return created, {key_hash(api_key): stored.model_dump_json()}
+
+
+async def issue_key(live: LiveCatalogDep, role: Role, owner_id: str) -> KeyCreated:
+    created, record = new_key_record(role, owner_id)
+    await live.change(put={keys.API_KEYS: record})
+    return created

@@ -7,9 +7,9 @@ from pydantic import BaseModel, ValidationError
 
 from retarget.audiences import Audience, AudienceRule, AudienceUpdate, new_audience
 from retarget.catalog import Catalog
-from retarget.errors import InvalidInput, NotFound, error_field, pydantic_message
+from retarget.errors import NotFound, invalid_input
 from retarget.routes.advertisers import find_advertiser
-from retarget.routes.deps import Caller, ConfigDep, FreshCatalog, LiveCatalogDep
+from retarget.routes.deps import Caller, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
 
 
@@ -41,14 +41,12 @@ async def create_audience(
     advertiser_id: str,
     body: AudienceRule,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Audience:
     """Define who joins: every later event of the advertiser is checked against this rule."""
     find_advertiser(catalog, advertiser_id)
     audience = new_audience(advertiser_id, body)
-    await config.write(put={keys.AUDIENCES: {audience.id: audience.model_dump_json()}})
-    await live.reload()
+    await live.change(put={keys.AUDIENCES: {audience.id: audience.model_dump_json()}})
     return audience
 
 
@@ -69,7 +67,6 @@ async def update_audience(
     audience_id: str,
     body: AudienceUpdate,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Audience:
     """Change a rule. Existing memberships keep their dates; the new delay applies at once."""
@@ -78,13 +75,10 @@ async def update_audience(
     try:
         updated = Audience.model_validate(merged)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = error_field(error) or "body"
-        raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
-    await config.write(
+        raise invalid_input(exc) from None
+    await live.change(
         put={keys.AUDIENCES: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
     )
-    await live.reload()
     return updated
 
 
@@ -93,11 +87,9 @@ async def delete_audience(
     advertiser_id: str,
     audience_id: str,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Response:
     """Delete the rule. Stored memberships of it are ignored and expire with their users."""
     find_audience(catalog, advertiser_id, audience_id)
-    await config.write(delete={keys.AUDIENCES: [audience_id]})
-    await live.reload()
+    await live.change(delete={keys.AUDIENCES: [audience_id]})
     return Response(status_code=204)

@@ -18,8 +18,8 @@ from retarget.campaigns import (
 )
 from retarget.catalog import Catalog
 from retarget.creatives import Creative
-from retarget.errors import Forbidden, InvalidInput, NotFound, error_field, pydantic_message
-from retarget.routes.deps import Caller, ClockDep, ConfigDep, FreshCatalog, LiveCatalogDep
+from retarget.errors import Forbidden, InvalidInput, NotFound, invalid_input
+from retarget.routes.deps import Caller, ClockDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -69,17 +69,14 @@ def find_campaign(catalog: Catalog, campaign_id: str, caller: Principal) -> Camp
     return campaign
 
 
-async def save(
-    campaign: Campaign, catalog: Catalog, config: ConfigDep, live: LiveCatalogDep
-) -> None:
+async def save(campaign: Campaign, catalog: Catalog, live: LiveCatalogDep) -> None:
     """Check references against the current catalog, store, and reload this worker."""
     audience_owner = {a.id: a.advertiser_id for a in catalog.audiences.values()}
     previous = catalog.campaigns.get(campaign.id)
     check_references(campaign, audience_owner, frozenset(catalog.publishers), previous)
-    await config.write(
+    await live.change(
         put={keys.CAMPAIGNS: {campaign.id: campaign.model_dump_json()}}, based_on=catalog.version
     )
-    await live.reload()
 
 
 def revalidate(model: type[M], merged: dict[str, Any]) -> M:
@@ -87,9 +84,7 @@ def revalidate(model: type[M], merged: dict[str, Any]) -> M:
     try:
         return model.model_validate(merged)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = error_field(error) or "body"
-        raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
+        raise invalid_input(exc) from None
 
 
 def with_creatives(campaign: Campaign, creatives: list[Any]) -> Campaign:
@@ -101,7 +96,6 @@ async def create_campaign(
     body: Annotated[CampaignCreate, Body(openapi_examples={"banner": {"value": EXAMPLE}})],
     caller: Caller,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
     clock: ClockDep,
 ) -> Campaign:
@@ -117,7 +111,7 @@ async def create_campaign(
     if advertiser_id not in catalog.advertisers:
         raise InvalidInput(f"no advertiser {advertiser_id}", field="advertiser_id")
     campaign = new_campaign(body, advertiser_id, clock.now())
-    await save(campaign, catalog, config, live)
+    await save(campaign, catalog, live)
     return campaign
 
 
@@ -152,23 +146,21 @@ async def update_campaign(
     body: CampaignUpdate,
     caller: Caller,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Campaign:
     """Change any field; ``{"status": "paused"}`` stops it serving in every worker within 1 s."""
     campaign = find_campaign(catalog, campaign_id, caller)
     updated = revalidate(Campaign, campaign.model_dump() | body.model_dump(exclude_unset=True))
-    await save(updated, catalog, config, live)
+    await save(updated, catalog, live)
     return updated
 
 
 @router.delete("/{campaign_id}", status_code=204)
 async def delete_campaign(
-    campaign_id: str, caller: Caller, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    campaign_id: str, caller: Caller, catalog: FreshCatalog, live: LiveCatalogDep
 ) -> Response:
     find_campaign(catalog, campaign_id, caller)
-    await config.write(delete={keys.CAMPAIGNS: [campaign_id]})
-    await live.reload()
+    await live.change(delete={keys.CAMPAIGNS: [campaign_id]})
     return Response(status_code=204)
 
 
@@ -183,7 +175,6 @@ async def add_creative(
     body: Creative,
     caller: Caller,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Any:
     """Add a creative; creatives of a campaign rotate."""
@@ -191,7 +182,7 @@ async def add_creative(
     updated = revalidate(
         Campaign, campaign.model_dump() | {"creatives": [*campaign.creatives, body]}
     )
-    await save(updated, catalog, config, live)
+    await save(updated, catalog, live)
     return body
 
 
@@ -209,7 +200,6 @@ async def replace_creative(
     body: Creative,
     caller: Caller,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Any:
     """Replace a creative's fields, keeping its id (reports stay continuous)."""
@@ -217,12 +207,7 @@ async def replace_creative(
     _find_creative(campaign, creative_id)
     replacement = body.model_copy(update={"id": creative_id})
     creatives = [replacement if c.id == creative_id else c for c in campaign.creatives]
-    await save(
-        revalidate(Campaign, campaign.model_dump() | {"creatives": creatives}),
-        catalog,
-        config,
-        live,
-    )
+    await save(with_creatives(campaign, creatives), catalog, live)
     return replacement
 
 
@@ -232,18 +217,12 @@ async def delete_creative(
     creative_id: str,
     caller: Caller,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Response:
     campaign = find_campaign(catalog, campaign_id, caller)
     _find_creative(campaign, creative_id)
     creatives = [c for c in campaign.creatives if c.id != creative_id]
-    await save(
-        revalidate(Campaign, campaign.model_dump() | {"creatives": creatives}),
-        catalog,
-        config,
-        live,
-    )
+    await save(with_creatives(campaign, creatives), catalog, live)
     return Response(status_code=204)
 
 

@@ -11,14 +11,7 @@ from retarget.api_keys import Principal, Role
 from retarget.catalog import Catalog
 from retarget.decider import Outcome
 from retarget.decisions import DecisionRequest
-from retarget.errors import (
-    Forbidden,
-    InvalidInput,
-    InvalidJson,
-    NotFound,
-    error_field,
-    pydantic_message,
-)
+from retarget.errors import Forbidden, NotFound, invalid_input
 from retarget.publishers import Publisher
 from retarget.routes.deps import bearer_principal
 
@@ -43,11 +36,7 @@ def parse_request(body: bytes) -> DecisionRequest:
     try:
         return DecisionRequest.model_validate_json(body)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        if error["type"] == "json_invalid":
-            raise InvalidJson("request body is not valid JSON", field="body") from None
-        field = error_field(error) or "body"
-        raise InvalidInput(f"{field}: {pydantic_message(error)}", field=field) from None
+        raise invalid_input(exc) from None
 
 
 def base_url(request: Request) -> str:

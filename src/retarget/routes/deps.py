@@ -13,7 +13,6 @@ from retarget.catalog import Catalog, LiveCatalog
 from retarget.clock import Clock
 from retarget.errors import Unauthorized
 from retarget.settings import Settings
-from retarget.store.config import ConfigStore
 from retarget.store.users import UserStore
 
 _bearer = HTTPBearer(
@@ -74,10 +73,6 @@ def get_live_catalog(request: Request) -> LiveCatalog:
     return request.state.catalog
 
 
-def get_config(request: Request) -> ConfigStore:
-    return request.state.config
-
-
 def get_users(request: Request) -> UserStore:
     return request.state.users
 
@@ -87,7 +82,6 @@ def get_clock(request: Request) -> Clock:
 
 
 LiveCatalogDep = Annotated[LiveCatalog, Depends(get_live_catalog)]
-ConfigDep = Annotated[ConfigStore, Depends(get_config)]
 UsersDep = Annotated[UserStore, Depends(get_users)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

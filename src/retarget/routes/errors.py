@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from retarget import errors
-from retarget.errors import error_field, pydantic_message
 
 log = logging.getLogger("retarget")
 
@@ -89,12 +88,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0]
-        if first.get("type") == "json_invalid":
-            return error_response(400, "invalid_json", "request body is not valid JSON", "body")
-        field = error_field(first)
-        message = pydantic_message(first)
-        return error_response(422, "validation_error", f"{field}: {message}", field)
+        return domain_error_response(errors.invalid_input(exc))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -9,9 +9,9 @@ from retarget.api_keys import Role
 from retarget.catalog import Catalog
 from retarget.errors import NotFound
 from retarget.publishers import Publisher, PublisherFields, PublisherUpdate, new_publisher
-from retarget.routes.advertisers import KeyCreated, issue_key
+from retarget.routes.advertisers import KeyCreated, issue_key, new_key_record
 from retarget.routes.campaigns import revalidate
-from retarget.routes.deps import Admin, Caller, ClockDep, ConfigDep, FreshCatalog, LiveCatalogDep
+from retarget.routes.deps import Admin, Caller, ClockDep, FreshCatalog, LiveCatalogDep
 from retarget.store import keys
 
 router = APIRouter(prefix="/v1/publishers", tags=["publishers"])
@@ -34,12 +34,15 @@ def find_publisher(catalog: Catalog, publisher_id: str) -> Publisher:
 
 @router.post("", status_code=201, response_model=PublisherCreated, dependencies=[Admin])
 async def create_publisher(
-    body: PublisherFields, config: ConfigDep, live: LiveCatalogDep, clock: ClockDep
+    body: PublisherFields, live: LiveCatalogDep, clock: ClockDep
 ) -> PublisherCreated:
     """Create a publisher; the response carries its API key, shown this once."""
     publisher = new_publisher(body, clock.now())
-    await config.write(put={keys.PUBLISHERS: {publisher.id: publisher.model_dump_json()}})
-    created = await issue_key(config, live, Role.PUBLISHER, publisher.id)
+    created, record = new_key_record(Role.PUBLISHER, publisher.id)
+    # One change: a publisher never exists without its key.
+    await live.change(
+        put={keys.PUBLISHERS: {publisher.id: publisher.model_dump_json()}, keys.API_KEYS: record}
+    )
     return PublisherCreated(**publisher.model_dump(), api_key=created.api_key)
 
 
@@ -65,32 +68,29 @@ async def update_publisher(
     publisher_id: str,
     body: PublisherUpdate,
     catalog: FreshCatalog,
-    config: ConfigDep,
     live: LiveCatalogDep,
 ) -> Publisher:
     publisher = find_publisher(catalog, publisher_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     updated = revalidate(Publisher, publisher.model_dump() | changes)
-    await config.write(
+    await live.change(
         put={keys.PUBLISHERS: {updated.id: updated.model_dump_json()}}, based_on=catalog.version
     )
-    await live.reload()
     return updated
 
 
 @router.delete("/{publisher_id}", status_code=204, dependencies=[Admin])
 async def delete_publisher(
-    publisher_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    publisher_id: str, catalog: FreshCatalog, live: LiveCatalogDep
 ) -> Response:
     """Delete the publisher and its keys. Campaigns that list it keep the id, matching nothing."""
     find_publisher(catalog, publisher_id)
-    await config.write(
+    await live.change(
         delete={
             keys.PUBLISHERS: [publisher_id],
-            keys.API_KEYS: [h for h, k in catalog.api_keys.items() if k.owner_id == publisher_id],
+            keys.API_KEYS: catalog.key_hashes_of(publisher_id),
         }
     )
-    await live.reload()
     return Response(status_code=204)
 
 
@@ -98,8 +98,8 @@ async def delete_publisher(
     "/{publisher_id}/keys", status_code=201, response_model=KeyCreated, dependencies=[Admin]
 )
 async def create_publisher_key(
-    publisher_id: str, catalog: FreshCatalog, config: ConfigDep, live: LiveCatalogDep
+    publisher_id: str, catalog: FreshCatalog, live: LiveCatalogDep
 ) -> KeyCreated:
     """Another decision key for this publisher (shown once), e.g. to rotate keys."""
     find_publisher(catalog, publisher_id)
-    return await issue_key(config, live, Role.PUBLISHER, publisher_id)
+    return await issue_key(live, Role.PUBLISHER, publisher_id)
