@@ -28,9 +28,6 @@ pytestmark = pytest.mark.e2e
 
 DAY = 86_400
 NO_FILL = "x-retarget-no-fill"
-# Generous, so that a busy test loop (client and server share it) never turns an ad into a
-# deadline no-fill where a test counts ads; the Redis-down tests use the real default.
-RELAXED = {"decision_deadline_ms": 2000}
 
 
 @contextlib.asynccontextmanager
@@ -190,7 +187,7 @@ async def test_after_min_interval_seconds_a_new_ad_is_allowed(
 async def test_fifty_concurrent_decisions_for_one_user_against_a_cap_of_3_serve_exactly_3(
     settings: Settings, clock: FrozenClock, redis: Redis
 ) -> None:
-    async with running(settings.model_copy(update=RELAXED), clock) as client:
+    async with running(settings, clock) as client:
         shop = await open_shop(client)
         await campaign_for(client, shop, frequency_caps=[{"impressions": 3, "seconds": DAY}])
         uid = await purchase(client, shop.pixel_id)
@@ -208,7 +205,7 @@ async def test_under_500_concurrent_decisions_a_daily_budget_of_100_serves_at_mo
     """The budget is checked in process before the Redis round trip and counted after it, so
     at most ``max_inflight_decisions`` decisions can pass the check together."""
     inflight = 32
-    limited = settings.model_copy(update={**RELAXED, "max_inflight_decisions": inflight})
+    limited = settings.model_copy(update={"max_inflight_decisions": inflight})
     async with running(limited, clock) as client:
         shop = await open_shop(client)
         await campaign_for(client, shop, budget={"daily_impressions": 100, "pacing": "asap"})
@@ -226,7 +223,7 @@ async def test_under_500_concurrent_decisions_a_daily_budget_of_100_serves_at_mo
 async def test_with_redis_stopped_decisions_answer_200_with_nulls_within_the_deadline(
     settings: Settings, clock: FrozenClock, own_redis: EmbeddedRedis
 ) -> None:
-    own = settings.model_copy(update={"redis_url": own_redis.url})
+    own = settings.model_copy(update={"redis_url": own_redis.url, "decision_deadline_ms": 50})
     deadline = own.decision_deadline_ms / 1000
     async with running(own, clock) as client:
         shop = await open_shop(client)
