@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
+from retarget.abuse import Limits, RateLimited
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
@@ -63,16 +64,18 @@ class State(TypedDict):
 
 
 class RetargetApp(FastAPI):
-    """FastAPI with pure ASGI layers outermost: request timing, the body size limit, then the
-    hot paths, which thereby skip every framework middleware (see hot_paths)."""
+    """FastAPI with pure ASGI layers outermost: request timing, the rate limits, the body size
+    limit, then the hot paths, which thereby skip every framework middleware (see hot_paths)."""
 
     body_limits: tuple[int, dict[str, int]] = (64 * 1024, {})
     metrics: Metrics
+    limits: Limits
 
     def build_middleware_stack(self) -> ASGIApp:
         default, per_path = self.body_limits
         inner = BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
-        return RequestTimer(inner, self.metrics, route_template)
+        limited = RateLimited(inner, self.limits, self.metrics)  # before reading any body
+        return RequestTimer(limited, self.metrics, route_template)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -152,6 +155,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.metrics = metrics
+    app.limits = Limits(settings, clock.now)
     app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -75,6 +75,18 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self._rate_limited = Counter(
+            "retarget_rate_limited_requests_total",
+            "Requests refused with a 429, by limit (pixel_ip, pixel_id, decisions, api).",
+            ["limit"],
+            registry=r,
+        )
+        self._bots = Counter(
+            "retarget_bot_requests_total",
+            "Pixel hits and tracking beacons from known bots (served, not recorded), by route.",
+            ["route"],
+            registry=r,
+        )
         self._catalog_version = Gauge(
             "retarget_catalog_version",
             "Configuration version of the in-process catalog.",
@@ -105,6 +117,12 @@ class Metrics:
         self._child(self._redis_seconds, operation).observe(seconds)
         if failed:
             self._child(self._redis_errors, operation).inc()
+
+    def rate_limited(self, limit: str) -> None:
+        self._child(self._rate_limited, limit).inc()
+
+    def bot(self, route: str) -> None:
+        self._child(self._bots, route).inc()
 
     def catalog_loaded(self, version: int) -> None:
         self._catalog_version.set(version)

@@ -11,6 +11,8 @@ import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retarget.client_ip import parse_networks
+
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -107,6 +109,36 @@ class Settings(BaseSettings):
     counters_flush_seconds: float = Field(
         0.25, gt=0, le=60, description="How often report counters and budget spend are synced."
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IPs or CIDRs of the proxies in front of the service. "
+        "A request from one of them is attributed to the rightmost address of "
+        "`X-Forwarded-For` that is not a trusted proxy; from any other peer, to the peer. "
+        "Empty: `X-Forwarded-For` is ignored.",
+    )
+    pixel_hits_per_ip_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Pixel hits per client IP per minute, per worker (bursts up to the same "
+        "number); more get the GIF with a 429 and record nothing. 0: no limit.",
+    )
+    pixel_hits_per_pixel_per_minute: int = Field(
+        60_000,
+        ge=0,
+        description="Pixel hits per pixel id per minute, per worker; as above. 0: no limit.",
+    )
+    decisions_per_key_per_minute: int = Field(
+        300_000,
+        ge=0,
+        description="Decisions per publisher key (or, for the keyless browser tags, per "
+        "client IP) per minute, per worker; more get a 429 with `Retry-After`. 0: no limit.",
+    )
+    api_requests_per_key_per_minute: int = Field(
+        6_000,
+        ge=0,
+        description="Other API calls per bearer key (or per client IP without one) per "
+        "minute, per worker; more get a 429 with `Retry-After`. 0: no limit.",
+    )
     access_log: bool = Field(False, description="Log every request (off: hot paths stay lean).")
     graceful_shutdown_seconds: float = Field(
         10, ge=0, description="How long SIGTERM waits for in-flight requests."
@@ -133,6 +165,12 @@ class Settings(BaseSettings):
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("needs a host")
         return url
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, text: str) -> str:
+        parse_networks(text)  # raises ValueError naming the bad entry
+        return text
 
     @field_validator("public_url")
     @classmethod

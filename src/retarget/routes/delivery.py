@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from retarget import privacy, render, users
+from retarget import bots, privacy, render, users
 from retarget.catalog import Catalog
 from retarget.creatives import Format
 from retarget.decisions import Ad, ConsentIn, DecisionRequest, NoFill, PlacementIn, UserIn
@@ -81,9 +81,11 @@ async def _decide(
     gdpr: str | None,
     gdpr_consent: str | None,
 ) -> tuple[Ad | None, NoFill | None]:
-    """One placement, for the browser's cookie user unless it asked not to be tracked."""
+    """One placement, for the browser's cookie user unless it asked not to be tracked or is a
+    known bot (whose visit must not use up the user's frequency caps)."""
     cookies = request.cookies
     tracked = privacy.may_track(request.headers.get("sec-gpc"), cookies.get(privacy.OPT_OUT_COOKIE))
+    tracked = tracked and not bots.is_bot(request.headers.get("user-agent"))  # caps count users
     uid = users.cookie_id_or_none(cookies.get(users.COOKIE_NAME)) if tracked else None
     decision_request = DecisionRequest(
         user=UserIn(id=uid, namespace=users.Namespace.COOKIE),

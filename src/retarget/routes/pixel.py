@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from retarget import pixel, privacy, users
+from retarget import bots, pixel, privacy, users
 from retarget.errors import InvalidInput
 from retarget.recording import recordings_for
 
@@ -57,6 +57,9 @@ async def pixel_hit(pixel_id: str, request: Request) -> Response:
     metrics = state.metrics
     if not privacy.may_track(request.headers.get("sec-gpc"), cookies.get(privacy.OPT_OUT_COOKIE)):
         metrics.pixel("opted_out")
+        return _gif()
+    if bots.is_bot(request.headers.get("user-agent")):  # served, never recorded
+        metrics.bot("/px/{pixel_id}.gif")
         return _gif()
     catalog = state.catalog.current
     if not catalog.loaded:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.responses import RedirectResponse, Response
 
-from retarget import pixel, tracking
+from retarget import bots, pixel, tracking
 from retarget.catalog import Catalog
 from retarget.errors import NotFound
 
@@ -17,8 +17,12 @@ router = APIRouter(tags=["tracking"])
 
 
 async def _count(request: Request, kind: str, claims: tracking.Claims) -> None:
-    """Count once per token; a Redis failure loses the count, never the user's page."""
+    """Count once per token, and never for a bot; a Redis failure loses the count, never the
+    user's page."""
     state = request.state
+    if bots.is_bot(request.headers.get("user-agent")):  # served, never counted
+        state.metrics.bot(f"/t/{kind}/{{token}}")
+        return
     try:
         first = await state.tracking.track(kind, claims, state.clock.now())
     except (RedisError, OSError) as exc:
