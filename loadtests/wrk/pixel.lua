@@ -11,7 +11,8 @@ request = function()
     local id = users[math.random(#users)]
     local path = "/px/" .. pixel .. ".gif?cat=books&val=19.90&cur=EUR&oid=o" ..
         counter .. "-" .. math.random(1e9) .. "&u=" .. id
-    return wrk.format("GET", path, { ["Cookie"] = "rt_uid=" .. id })
+    -- A browser's user agent: without one the pixel serves the GIF but records nothing.
+    return wrk.format("GET", path, { ["Cookie"] = "rt_uid=" .. id, ["User-Agent"] = "Mozilla/5.0 (wrk)" })
 end
 
 if delay_ms > 0 then

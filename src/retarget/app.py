@@ -23,6 +23,7 @@ from retarget.decider import Decider
 from retarget.decisions import DecisionRequest, NoFill
 from retarget.hot_paths import HotPaths, route_template
 from retarget.metrics import Metrics, RequestTimer
+from retarget.openapi import declare_errors
 from retarget.routes import (
     advertisers,
     audiences,
@@ -162,9 +163,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the schemas of bodies that routes parse themselves."""
+    """FastAPI's document, plus the schemas of bodies that routes parse themselves and every
+    error answer (see openapi)."""
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema = declare_errors(
+            get_openapi(title=app.title, version=app.version, routes=app.routes)
+        )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (EventBatch, DecisionRequest):
             extra = model.model_json_schema(ref_template="#/components/schemas/{model}")

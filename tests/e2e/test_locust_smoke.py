@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 ADMIN_TOKEN = "locust-admin-token"
 SMOKE_SECONDS = 20
+# High enough never to refuse, low enough that the buckets are still kept and spent.
+UNLIMITED = "1000000000"
+RATE_LIMITS = (
+    "pixel_hits_per_ip_per_minute",
+    "pixel_hits_per_pixel_per_minute",
+    "decisions_per_key_per_minute",
+    "api_requests_per_key_per_minute",
+)
 LOCUST_PUBLISHERS = ["locust games", "locust social", "locust video"]
 
 
@@ -27,8 +35,13 @@ LOCUST_PUBLISHERS = ["locust games", "locust social", "locust video"]
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """One service (with its embedded redis-server) for every run of this module."""
     data_dir = tmp_path_factory.mktemp("locust-service")
+    # Every simulated browser comes from 127.0.0.1: a per-IP limit would refuse the load test.
     env = service_env(
-        data_dir, admin_token=ADMIN_TOKEN, secret_key="locust-secret-key", log_level="warning"
+        data_dir,
+        admin_token=ADMIN_TOKEN,
+        secret_key="locust-secret-key",
+        log_level="warning",
+        **{name: UNLIMITED for name in RATE_LIMITS},
     )
     service = Service(env, data_dir / "service.log")
     try:
