@@ -52,11 +52,12 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    # nosniff: messages may quote the request (a path, an id); no browser may read them as HTML.
     return Response(
         error_body(code, message, field),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers={**(headers or {}), "X-Content-Type-Options": "nosniff"},
     )
 
 
