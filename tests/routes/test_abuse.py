@@ -377,3 +377,26 @@ async def test_a_hundred_replays_of_one_signed_event_add_one_purchase(
     assert [r.json()["duplicates"] for r in replies] == [0] + [1] * 99
     assert await redis.zcard(user_seen_events(UserRef(Namespace.COOKIE, uid))) == 1
     assert await memberships(redis) == 1
+
+
+async def test_a_crawler_fetching_the_ad_iframe_uses_up_no_frequency_cap(
+    client: httpx.AsyncClient,
+) -> None:
+    shop = await open_shop(client)
+    await create_campaign(
+        client,
+        shop.advertiser_id,
+        [shop.audience_id],
+        frequency_caps=[{"impressions": 1, "seconds": 86_400}],
+    )
+    uid = await purchase(client, shop.pixel_id)
+    frame = {"pub": shop.publisher_id, "placement": "feed-top"}
+    cookie = {"Cookie": f"{COOKIE_NAME}={uid}"}
+
+    for _ in range(3):  # a crawler replaying the shopper's page, cookie and all
+        await client.get("/v1/ad", params=frame, headers={**cookie, "User-Agent": GOOGLEBOT})
+    shopper = await client.get("/v1/ad", params=frame, headers={**cookie, "User-Agent": BROWSER})
+    again = await client.get("/v1/ad", params=frame, headers={**cookie, "User-Agent": BROWSER})
+
+    assert "<img" in shopper.text
+    assert "<img" not in again.text  # the cap of one is the shopper's, and now used
