@@ -400,3 +400,31 @@ async def test_a_crawler_fetching_the_ad_iframe_uses_up_no_frequency_cap(
 
     assert "<img" in shopper.text
     assert "<img" not in again.text  # the cap of one is the shopper's, and now used
+
+
+async def test_the_keyless_ad_tags_are_limited_per_client_ip(
+    settings: Settings, clock: FrozenClock, redis: Redis
+) -> None:
+    async with started(settings, clock, decisions_per_key_per_minute=2) as app:
+        async with client_from(app, "192.0.2.1") as admin_client:
+            shop = await open_shop(admin_client)
+        frame = {"pub": shop.publisher_id, "placement": "feed-top"}
+        async with client_from(app, "203.0.113.9") as flooder:
+            flood = [(await flooder.get("/v1/ad", params=frame)).status_code for _ in range(3)]
+        async with client_from(app, "198.51.100.20") as neighbour:
+            other = await neighbour.get("/v1/ad.js", params=frame)
+
+    assert flood == [200, 200, 429]
+    assert other.status_code == 200
+
+
+async def test_health_and_metrics_are_never_rate_limited(
+    settings: Settings, clock: FrozenClock, redis: Redis
+) -> None:
+    async with (
+        started(settings, clock, api_requests_per_key_per_minute=1) as app,
+        client_from(app, "192.0.2.1") as client,
+    ):
+        statuses = {(await client.get(path)).status_code for path in ["/healthz", "/metrics"] * 5}
+
+    assert statuses == {200}
