@@ -34,6 +34,7 @@ from retarget.routes import (
     pixel,
     privacy,
     publishers,
+    reports,
     tracking,
 )
 from retarget.server_events import EventBatch
@@ -42,6 +43,7 @@ from retarget.store.client import create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
+from retarget.store.reports import ReportStore
 from retarget.store.tracking import TrackingStore
 from retarget.store.users import UserStore
 
@@ -60,6 +62,7 @@ class State(TypedDict):
     metrics: Metrics
     decider: Decider
     tracking: TrackingStore
+    reports: ReportStore
 
 
 class RetargetApp(FastAPI):
@@ -119,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     remember_seconds=settings.tracking_ttl_seconds,
                     attribution_seconds=window,
                 ),
+                reports=ReportStore(redis),
             )
         finally:
             stop.set()
@@ -149,6 +153,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         campaigns,
         publishers,
         privacy,
+        reports,
     ):
         app.include_router(module.router)
     app.metrics = metrics
