@@ -139,7 +139,8 @@ async def get_report(
     query = report_query(advertiser_id, start, end, group_by, today)
 
     await state.counters.flush()  # this worker's latest counts; the others' within a flush
-    report = build_report(query, await state.reports.stat_rows(query.days), catalog.campaigns)
+    stats = await state.reports.stat_rows(query.days, advertiser_id)
+    report = build_report(query, stats, catalog.campaigns)
 
     wants_csv = (
         "text/csv" in request.headers.get("accept", "") if format is None else format == "csv"
