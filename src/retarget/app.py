@@ -38,7 +38,7 @@ from retarget.routes import (
 )
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
-from retarget.store.client import create_redis
+from retarget.store.client import create_autopipeline, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
@@ -83,10 +83,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         redis = create_redis(settings)
+        hot = create_autopipeline(settings)  # the decisions' and the pixel's connection
         config = ConfigStore(redis)
         catalog = LiveCatalog(
             config.load, config.version, config.write, on_reload=metrics.catalog_loaded
         )
+        await hot.connect()
         try:
             await catalog.reload()
         except (RedisError, OSError) as exc:
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             max_fields=settings.max_memberships_per_user,
             dedup_window_seconds=window,
             keep_seconds=window,
+            pipeline=hot,
         )
         counters = Counters(redis, clock.now)
         stop = asyncio.Event()
@@ -113,7 +116,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 users=users,
                 counters=counters,
                 metrics=metrics,
-                decider=Decider(DecisionStore(redis), counters, settings, clock, metrics),
+                decider=Decider(DecisionStore(hot), counters, settings, clock, metrics),
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
@@ -128,6 +131,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1):
                     await counters.flush()  # the last counts of a clean shutdown
+            await hot.aclose()
             await redis.aclose()
 
     app = RetargetApp(

@@ -105,27 +105,27 @@ class Decider:
                 )
             return outcome
 
-        # The call is not cancelled at the deadline, only no longer waited for: cancelling
-        # a redis-py call mid-reply throws its connection away, and reconnecting under load
-        # is what turns a slow moment into a collapse. It still counts as in flight until
-        # Redis answers or its socket timeout fires.
+        # The reply is not waited for past the deadline, but it is still read (and dropped)
+        # when it comes: the connection stays in step, and the call counts as in flight
+        # until Redis answers or the socket timeout fails it.
         loop = asyncio.get_running_loop()
-        call = loop.create_task(self._store.decide(user, plan, blocked, len(slots), now, explain))
+        reply = self._store.send(user, plan, blocked, len(slots), now, explain)
         self._inflight += 1
-        call.add_done_callback(functools.partial(self._landed, time.perf_counter()))
-        # A hand-rolled race (asyncio.wait costs twice as much): whichever comes first, the
-        # answer or the deadline, wakes us.
-        woken = loop.create_future()
-        deadline = loop.call_later(self._settings.decision_deadline_ms / 1000, _wake, woken)
-        call.add_done_callback(lambda _: _wake(woken))
-        await woken
-        deadline.cancel()
-        if not call.done():
-            return Outcome(empty, d.NoFill.DEADLINE)
+        reply.add_done_callback(functools.partial(self._landed, time.perf_counter()))
+        if not reply.done():
+            # A hand-rolled race (asyncio.wait costs twice as much): whichever comes first,
+            # the reply or the deadline, wakes us.
+            woken = loop.create_future()
+            deadline = loop.call_later(self._settings.decision_deadline_ms / 1000, _wake, woken)
+            reply.add_done_callback(functools.partial(_wake, woken))
+            await woken
+            deadline.cancel()
+            if not reply.done():
+                return Outcome(empty, d.NoFill.DEADLINE)
         try:
-            result = call.result()
+            result = self._store.outcome(reply.result())
         except (RedisError, OSError) as exc:
-            log.warning("decision no-fill, redis: %s", type(exc).__name__)
+            log.warning("decision no-fill, redis: %s %s", type(exc).__name__, exc)
             return Outcome(empty, d.NoFill.REDIS_ERROR)
 
         ads = dict(empty)
@@ -211,7 +211,7 @@ class Decider:
         )
 
 
-def _wake(future: asyncio.Future[None]) -> None:
+def _wake(future: asyncio.Future[None], _: object = None) -> None:
     if not future.done():
         future.set_result(None)
 

@@ -13,6 +13,7 @@ from redis.exceptions import NoScriptError
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
+from retarget.store.autopipeline import AutoPipeline, LuaScript
 from retarget.store.scripts import load_script
 from retarget.users import UserRef
 
@@ -63,10 +64,18 @@ def decode_purchase(raw: bytes | str) -> dict[str, Any]:
 
 class UserStore:
     def __init__(
-        self, redis: Redis, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
+        self,
+        redis: Redis,
+        *,
+        max_fields: int,
+        dedup_window_seconds: int,
+        keep_seconds: int,
+        pipeline: AutoPipeline | None = None,
     ) -> None:
         self._redis = redis
+        self._pipeline = pipeline  # the pixel's path; without it, redis-py's
         self._record = load_script(redis, "record_event")
+        self._record_lua = LuaScript(self._record.script)
         self._max_fields = max_fields
         self._dedup_window = dedup_window_seconds
         self._keep = keep_seconds
@@ -94,7 +103,9 @@ class UserStore:
     async def record(self, recording: Recording, now: float) -> bool:
         """Record in one round trip (one EVALSHA); False when the event id was already seen."""
         script_keys, argv = self._args(recording, now)
-        return bool(await self._record(keys=script_keys, args=argv))
+        if self._pipeline is None:
+            return bool(await self._record(keys=script_keys, args=argv))
+        return bool(await self._pipeline.evalsha(self._record_lua, script_keys, argv))
 
     async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
