@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
@@ -20,7 +20,7 @@ from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
 from retarget.decisions import DecisionRequest, NoFill
-from retarget.hot_paths import HotPaths, route_template
+from retarget.hot_paths import HotPaths, route, route_template
 from retarget.metrics import Metrics, RequestTimer
 from retarget.routes import (
     advertisers,
@@ -63,15 +63,23 @@ class State(TypedDict):
 
 
 class RetargetApp(FastAPI):
-    """FastAPI with pure ASGI layers outermost: request timing, the body size limit, then the
-    hot paths, which thereby skip every framework middleware (see hot_paths)."""
+    """FastAPI, except for the hot paths: uvicorn's requests for those go straight to
+    ``HotPaths`` (see hot_paths); every other request passes pure ASGI layers, request
+    timing and the body size limit, then FastAPI's own stack."""
 
     body_limits: tuple[int, dict[str, int]] = (64 * 1024, {})
     metrics: Metrics
+    hot_paths: HotPaths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (found := route(scope["method"], scope["path"])):
+            await self.hot_paths.serve(found, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         default, per_path = self.body_limits
-        inner = BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
+        inner = BodyLimit(super().build_middleware_stack(), default, per_path)
         return RequestTimer(inner, self.metrics, route_template)
 
 
@@ -157,6 +165,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.include_router(module.router)
     app.metrics = metrics
     app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
+    app.hot_paths = HotPaths(metrics, settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
