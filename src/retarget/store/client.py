@@ -45,5 +45,5 @@ def create_autopipeline(settings: Settings) -> AutoPipeline:
         settings.redis_url,
         connect_timeout=settings.redis_connect_timeout,
         socket_timeout=settings.redis_socket_timeout,
-        client_name=f"retarget-hot-{os.getpid()}",
+        client_name=f"retarget-{os.getpid()}",  # as the pooled client: one name per worker
     )
