@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from retarget import pixel, privacy, users
 from retarget.asgi import GIF, HotRequest, HotResponse
+from retarget.attribution import attribute
 from retarget.errors import InvalidInput
 from retarget.recording import recordings_for
 
@@ -93,7 +94,10 @@ async def serve_pixel(pixel_id: str, request: HotRequest) -> HotResponse:
         response = _gif(503, "unavailable: try again")
     else:
         metrics.redis_call("record_event", time.perf_counter() - started)
-        metrics.pixel("recorded" if recorded else "duplicate")
+        metrics.pixel("recorded" if recorded.new else "duplicate")
+        if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
+            state.counters.conversion(conversion)
+            metrics.conversion(conversion.touch.kind)
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain
