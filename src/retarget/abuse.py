@@ -1,4 +1,4 @@
-"""The front door's rate limits: a pure ASGI layer in front of every route.
+"""The front door's rate limits, checked by the app before any route (hot path or not).
 
 Which limit a request spends from, keyed by what:
 
@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from retarget import pixel
 from retarget.client_ip import TrustedProxies, parse_networks
@@ -35,7 +35,8 @@ _DECISION_PATHS = frozenset({"/v1/decisions", "/v1/ad", "/v1/ad.js", "/v1/vast"}
 class Limits:
     """Every rate limit of one worker, and how a request is mapped onto them."""
 
-    def __init__(self, settings: Settings, now: Callable[[], float]) -> None:
+    def __init__(self, settings: Settings, now: Callable[[], float], metrics: Metrics) -> None:
+        self.metrics = metrics
         self.proxies = TrustedProxies(parse_networks(settings.trusted_proxies))
         self.pixel_ip = TokenBuckets("pixel_ip", settings.pixel_hits_per_ip_per_minute, now)
         self.pixel_id = TokenBuckets("pixel_id", settings.pixel_hits_per_pixel_per_minute, now)
@@ -50,6 +51,15 @@ class Limits:
             else []
         )
         return self.proxies.client_ip(peer[0] if peer else None, forwarded)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """A 429 for an HTTP request over one of its limits (counted in the metrics), else
+        None: the request may go on."""
+        limit, verdict = self.check(scope)
+        if verdict.allowed:
+            return None
+        self.metrics.rate_limited(limit.name)
+        return refusal(limit, verdict, scope["path"])
 
     def check(self, scope: Scope) -> tuple[TokenBuckets, Verdict]:
         """The first limit this request exceeds and its verdict (ALLOWED if none)."""
@@ -75,24 +85,6 @@ def _key(scope: Scope) -> str | None:
             if scheme.lower() == b"bearer" and token.strip():
                 return "key:" + hashlib.blake2b(token.strip(), digest_size=12).hexdigest()
     return None
-
-
-class RateLimited:
-    """Pure ASGI middleware: answers 429 for a request over one of its limits."""
-
-    def __init__(self, app: ASGIApp, limits: Limits, metrics: Metrics) -> None:
-        self.app = app
-        self.limits = limits
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            limit, verdict = self.limits.check(scope)
-            if not verdict.allowed:
-                self.metrics.rate_limited(limit.name)
-                await refusal(limit, verdict, scope["path"])(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def refusal(limit: TokenBuckets, verdict: Verdict, path: str) -> Response:
