@@ -80,7 +80,7 @@ async def measure(url: str, users: int) -> None:
         after = (await redis.info("memory"))["used_memory"]
         key_count = await redis.dbsize()
         sample = batch[0].user
-        profile, seen = keys_of(sample)
+        profile, seen = keys_of(sample)[:2]
         profile_bytes, seen_bytes = (
             await redis.memory_usage(profile),
             await redis.memory_usage(seen),
