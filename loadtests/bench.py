@@ -73,9 +73,13 @@ def _stat(pid: int | str) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and every live descendant (uvicorn's worker processes
-    are children of its supervisor)."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU of a process and, with ``descendants``, of every live descendant
+    (uvicorn's worker processes are children of its supervisor). Not for redis-server: its
+    short-lived AOF-rewrite child would count while alive and vanish after."""
+    if not descendants:
+        fields = _stat(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -245,9 +249,10 @@ def measure(
     rate: float | None = None,
 ) -> Result:
     calls_before = command_calls(redis)
-    app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
+    app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid, False)
     raw = wrk(url, script, env, seconds, connections, rate)
-    app_cpu, redis_cpu = cpu_seconds(pid) - app_before, cpu_seconds(redis_pid) - redis_before
+    app_cpu = cpu_seconds(pid) - app_before
+    redis_cpu = cpu_seconds(redis_pid, False) - redis_before
     calls_after = command_calls(redis)
     delta = {k: v - calls_before.get(k, 0) for k, v in calls_after.items()}
     requests = max(1, int(raw["requests"]))
@@ -465,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             f"Measured on: {machine()}.",
             "",
-            f"Command: `python loadtests/bench.py {' '.join(argv)}`".rstrip(),
+            f"Command: `{' '.join(['python loadtests/bench.py', *argv])}`",
             f"State: {args.users:,} users, {args.campaigns:,} campaigns; the service and its "
             f"floor with {worker_text} uvicorn worker(s) (`Nw` rows; each compared with the floor "
             f"of as many workers); wrk -t1 -c{args.connections}, {args.seconds:g} s per run, best "

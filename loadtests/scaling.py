@@ -370,8 +370,8 @@ class Runs:
 
 
 def spread(values: Sequence[float], digits: int = 2) -> str:
-    """Median, and the range over rounds when there is more than one."""
-    if len(values) == 1:
+    """Median, and the range over rounds when there is more than one value."""
+    if len(set(values)) == 1:
         return f"{values[0]:,.{digits}f}"
     return (
         f"{statistics.median(values):,.{digits}f} "
@@ -393,7 +393,7 @@ def report(all_runs: list[Runs], args: argparse.Namespace, argv: Sequence[str]) 
     lines = [
         f"Measured on: {machine()}.",
         "",
-        f"Command: `python loadtests/bench.py scaling {' '.join(argv)}`".rstrip(),
+        f"Command: `{' '.join(['python loadtests/bench.py scaling', *argv])}`",
         f"One uvicorn worker per state, each state its own redis-server; wrk -t1; per round "
         f"and state, {args.seconds:g} s closed loop with {args.connections} connections and "
         f"{args.seconds:g} s paced at {args.rate:g} decisions/s over {args.paced_connections} "
@@ -497,7 +497,7 @@ def main(argv: Sequence[str]) -> None:
                 "RETARGET_PORT": str(port),
                 "RETARGET_DATA_DIR": str(work / f"service-{index}"),
                 "RETARGET_LOG_LEVEL": "warning",
-                # 10,000 campaigns are ~15 MB of JSON read in one transaction: past the default
+                # 10,000 campaigns are ~14 MB of JSON read in one transaction: past the default
                 # 0.25 s reply timeout on a busy machine. Decisions keep their own deadline.
                 "RETARGET_REDIS_SOCKET_TIMEOUT": "5",
             }
