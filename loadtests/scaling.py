@@ -6,23 +6,24 @@ does a user cost in Redis memory?
 
 Each *state* gets its own redis-server (the one the service embeds) and its own one-worker
 ``retarget serve``; the baseline is the fewest users with the fewest campaigns, every other
-state changes one of the two (default: 10,000 vs 1,000,000 users, 10 vs 10,000 campaigns).
+state changes one of the two (default: 10,000 vs 1,000,000 users; 10 vs 1,000 vs 10,000
+campaigns). ``docs/benchmarks.md`` describes the method and the results.
 
 - **Configuration**: ``catalog_bench.make_snapshot`` (100 advertisers, 200 publishers,
   campaigns in groups of 10 over 5 audiences, ~80 % serving), written with the service's own
-  ``ConfigStore.write``; every campaign started within the last 60 days.
+  ``ConfigStore.write``; every campaign started within the last 60 days. Every catalog holds
+  the measured users' group identically: a bigger catalog adds other advertisers'
+  campaigns, not campaigns per audience (as in ``catalog_bench.py``).
 - **Users**: cookie users who each bought from the first advertiser and joined 2 of its
-  group's 5 audiences, recorded with the service's own ``UserStore.record_many`` (the
-  ``record_event.lua`` script ``POST /v1/events`` uses, pipelined 1,000 per round trip,
-  several pipelines in flight), so the keys are exactly the service's layout. Every
-  catalog holds that group identically: a bigger catalog adds other advertisers' campaigns,
-  not campaigns per audience (as in ``catalog_bench.py``).
+  group's 5 audiences, written as ``record_event.lua`` would write a new buyer
+  (``FreshUsers``: four plain commands per user, pipelined).
 - **Memory per user**: growth of ``INFO memory`` used_memory while the users are loaded,
   divided by the users.
 - **Decisions**: every state is driven by the same wrk, interleaved, round after round:
-  closed loop (maximum throughput) and paced at a fixed rate well under the maximum (the
-  latency of a decision that does not queue). Ratios to the baseline are taken within each
-  round, so a busy moment on the machine moves both sides.
+  closed loop (maximum throughput) and paced at a fixed rate under the maximum (the latency
+  of a decision that does not queue); outcomes from the service's ``/metrics``. Ratios to
+  the baseline are taken within each round, so a busy moment on the machine moves both
+  sides.
 """
 
 from __future__ import annotations
@@ -146,10 +147,6 @@ def user_store(redis: AsyncRedis) -> UserStore:
 def _bulk(value: object) -> bytes:
     data = value if isinstance(value, bytes) else str(value).encode()
     return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-def _command(*parts: object) -> bytes:
-    return b"*%d\r\n" % len(parts) + b"".join(_bulk(part) for part in parts)
 
 
 class FreshUsers:
