@@ -165,7 +165,8 @@ class FreshUsers:
         for number in range(len(AUDIENCE_PAIRS)):
             recording = buyer("template", number, now)
             _, argv = store._args(recording, now)  # the script's exact arguments
-            now_s, _, window, _, purchase_field, purchase, keep, *triples = argv
+            # The last-click and last-view fields are only read (attribution): a new user has none.
+            now_s, _, window, _, purchase_field, purchase, keep, _, _, *triples = argv
             fields: list[object] = []
             keep_until = now_s + keep
             for i in range(0, len(triples), 3):
