@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from retarget import decisions as d
 from retarget import tracking
+from retarget.breaker import Breaker
 from retarget.catalog import Catalog, ServingCampaign
 from retarget.clock import Clock
 from retarget.consent import personalised_ads_allowed
@@ -25,6 +26,7 @@ from retarget.publishers import Publisher, SiteCategory
 from retarget.settings import Settings
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
+from retarget.store.outage import is_outage
 from retarget.users import UserRef, parse_user
 
 log = logging.getLogger("retarget")
@@ -47,8 +49,10 @@ class Decider:
         settings: Settings,
         clock: Clock,
         metrics: Metrics,
+        breaker: Breaker,
     ) -> None:
         self._store = store
+        self._breaker = breaker
         self._metrics = metrics
         self._counters = counters
         self._settings = settings
@@ -105,6 +109,8 @@ class Decider:
                 )
             return outcome
 
+        if not self._breaker.allow():  # Redis is failing: answer now, not at the deadline
+            return Outcome(empty, d.NoFill.BREAKER_OPEN)
         # The call is not cancelled at the deadline, only no longer waited for: cancelling
         # a redis-py call mid-reply throws its connection away, and reconnecting under load
         # is what turns a slow moment into a collapse. It still counts as in flight until
@@ -146,6 +152,10 @@ class Decider:
     def _landed(self, started: float, call: asyncio.Future[object]) -> None:
         self._inflight -= 1
         failed = call.cancelled() or call.exception() is not None
+        if is_outage(None if call.cancelled() else call.exception()):
+            self._breaker.failure()
+        elif not failed:
+            self._breaker.success()
         self._metrics.redis_call("decide", time.perf_counter() - started, failed)
 
     def _plan(

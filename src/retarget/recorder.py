@@ -1,0 +1,136 @@
+"""Recording that survives Redis outages: Redis when it answers, the spool when it does not.
+
+The pixel and ``POST /v1/events`` call ``record``/``record_many``: one Redis round trip while
+the breaker lets calls through; when Redis is unreachable or times out (or the breaker is
+open) the recordings are fsync'd to this worker's spool instead and still acknowledged. A
+background loop replays the spool once Redis answers again; the record script deduplicates
+by event id, so a replay can run twice (or after a call that timed out but did land) and
+still count each event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+
+from retarget.breaker import Breaker
+from retarget.clock import wait_or_stop
+from retarget.errors import Unavailable
+from retarget.metrics import Metrics
+from retarget.spool import Spool, Spooled, SpoolFull
+from retarget.store.outage import OUTAGES
+from retarget.store.users import Recording, UserStore
+
+log = logging.getLogger("retarget")
+
+REPLAY_BATCH = 200
+
+
+def _with_replay_id(recording: Recording) -> Recording:
+    """An event without an id gets one before it is spooled, so replaying it twice counts
+    once too. (Recording an id-less event twice leaves the same state anyway: memberships
+    and the last purchase only move forward.)"""
+    if recording.event.dedup_id:
+        return recording
+    event = dataclasses.replace(recording.event, dedup_id=f"spool-{secrets.token_hex(8)}")
+    return dataclasses.replace(recording, event=event)
+
+
+class Recorder:
+    def __init__(self, users: UserStore, spool: Spool, breaker: Breaker, metrics: Metrics) -> None:
+        self._users = users
+        self._spool = spool
+        self._breaker = breaker
+        self._metrics = metrics
+
+    async def record(self, recording: Recording, now: float) -> bool | None:
+        """True recorded, False a duplicate, None spooled (acknowledged, recorded later).
+        Unavailable when neither Redis nor the spool could take it."""
+        if self._breaker.allow():
+            started = time.perf_counter()
+            try:
+                recorded = await self._users.record(recording, now)
+            except OUTAGES as exc:
+                self._failed("record_event", started, exc)
+            else:
+                self._breaker.success()
+                self._metrics.redis_call("record_event", time.perf_counter() - started)
+                return recorded
+        await self._to_spool([recording], now)
+        return None
+
+    async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool] | None:
+        """Per recording True/False as ``record``; None when the whole batch was spooled."""
+        if self._breaker.allow():
+            started = time.perf_counter()
+            try:
+                recorded = await self._users.record_many(recordings, now)
+            except OUTAGES as exc:
+                # Some of the pipeline may have landed: the replay's dedup sorts that out.
+                self._failed("record_events", started, exc)
+            else:
+                self._breaker.success()
+                self._metrics.redis_call("record_events", time.perf_counter() - started)
+                return recorded
+        await self._to_spool(recordings, now)
+        return None
+
+    def _failed(self, operation: str, started: float, exc: BaseException) -> None:
+        log.warning("%s not recorded in redis (%s): spooling", operation, type(exc).__name__)
+        self._breaker.failure()
+        self._metrics.redis_call(operation, time.perf_counter() - started, failed=True)
+
+    async def _to_spool(self, recordings: Sequence[Recording], now: float) -> None:
+        items = [Spooled(_with_replay_id(recording), now) for recording in recordings]
+        try:
+            await self._spool.append(items)
+        except SpoolFull:
+            self._metrics.spool("full", len(items))
+            raise Unavailable("storage is unavailable and the spool is full, retry") from None
+        except OSError as exc:
+            log.error("spool append failed: %s", exc)
+            raise Unavailable("storage is unavailable, retry") from None
+        self._metrics.spool("spooled", len(items), self._spool.size)
+
+    async def replay(self) -> bool:
+        """Replay what the spool holds (this worker's and dead workers' files) while Redis
+        takes it; True when nothing is left."""
+        self._spool.claim_orphans()
+        await self._spool.rotate()
+        for spool_file in list(self._spool.to_replay):
+            while spool_file in self._spool.to_replay:
+                batch = list(self._spool.records(spool_file, REPLAY_BATCH))
+                end = batch[-1][0] if batch else spool_file.done
+                items = [item for _, item in batch if item is not None]
+                if items:
+                    if not self._breaker.allow():
+                        return False
+                    try:
+                        recorded = await self._users.record_each(
+                            [(item.recording, item.now) for item in items]
+                        )
+                    except OUTAGES as exc:
+                        log.warning("spool replay stopped, redis: %s", type(exc).__name__)
+                        self._breaker.failure()
+                        return False
+                    self._breaker.success()
+                    new = sum(recorded)
+                    self._metrics.spool("replayed", new)
+                    self._metrics.spool("duplicate", len(recorded) - new)
+                self._spool.replayed(spool_file, end)
+                self._metrics.spool("replayed", 0, self._spool.size)
+        return self._spool.is_empty()
+
+    async def keep_replaying(self, interval: float, stop: asyncio.Event) -> None:
+        """Replay every ``interval`` seconds until ``stop`` (an asyncio.Event) is set."""
+        while True:
+            try:
+                await self.replay()
+            except Exception:
+                log.exception("spool replay failed")
+            if await wait_or_stop(stop, interval):
+                return
