@@ -122,6 +122,7 @@ class Spool:
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._size = 0  # bytes appended and not yet replayed, in every file we hold
+        self.commits = 0  # write + fsync calls: fewer than appends under concurrency
 
     @property
     def size(self) -> int:
@@ -141,12 +142,8 @@ class Spool:
         self._pending.append(_Pending(data, written))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_pending())
-        try:
-            await asyncio.shield(written)
-        except OSError:
-            raise
-        except asyncio.CancelledError:
-            raise  # the client left; the record is still written (and replayed)
+        # Shielded: a client that leaves does not unwrite its record (it is replayed).
+        await asyncio.shield(written)
 
     async def _write_pending(self) -> None:
         while self._pending:
@@ -173,6 +170,7 @@ class Spool:
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
+        self.commits += 1
 
     def _create(self) -> SpoolFile:
         self.directory.mkdir(parents=True, exist_ok=True)
