@@ -62,7 +62,7 @@ async def test_a_live_workers_file_cannot_be_claimed_by_another(tmp_path: Path) 
     await alive.append([item()])
     other = Spool(tmp_path, max_bytes=1_000_000)
 
-    assert other.claim_orphans() == 0
+    assert await other.claim_orphans() == 0
     assert other.to_replay == []
 
 
@@ -72,11 +72,11 @@ async def test_the_file_of_a_worker_that_is_gone_is_claimed_once(tmp_path: Path)
     dead.close()  # what the kernel does to the locks of a killed process
     first, second = Spool(tmp_path, max_bytes=1_000_000), Spool(tmp_path, max_bytes=1_000_000)
 
-    claimed = first.claim_orphans()
+    claimed = await first.claim_orphans()
 
     assert claimed > 0
     assert first.size == claimed
-    assert second.claim_orphans() == 0
+    assert await second.claim_orphans() == 0
     assert [r.recording.event.dedup_id for r in everything(first) if r] == ["o-1", "o-2"]
 
 
@@ -89,7 +89,7 @@ async def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_is_read(tmp_path: 
     with path.open("ab") as torn:
         torn.write(encode(item("o-2"))[:30])
     survivor = Spool(tmp_path, max_bytes=1_000_000)
-    survivor.claim_orphans()
+    await survivor.claim_orphans()
 
     records = everything(survivor)
 
@@ -103,7 +103,7 @@ async def test_a_fully_replayed_file_is_removed_and_the_spool_is_empty(tmp_path:
     (spool_file,) = spool.to_replay
     end = [offset for offset, _ in spool.records(spool_file, 10)][-1]
 
-    spool.replayed(spool_file, end)
+    await spool.replayed(spool_file, end)
 
     assert spool.is_empty()
     assert [n for n in os.listdir(tmp_path) if n.endswith(".spool")] == []

@@ -99,11 +99,11 @@ class Recorder:
     async def replay(self) -> bool:
         """Replay what the spool holds (this worker's and dead workers' files) while Redis
         takes it; True when nothing is left."""
-        self._spool.claim_orphans()
+        await self._spool.claim_orphans()
         await self._spool.rotate()
         for spool_file in list(self._spool.to_replay):
             while spool_file in self._spool.to_replay:
-                batch = list(self._spool.records(spool_file, REPLAY_BATCH))
+                batch = await self._spool.read(spool_file, REPLAY_BATCH)
                 end = batch[-1][0] if batch else spool_file.done
                 items = [item for _, item in batch if item is not None]
                 if items:
@@ -121,7 +121,7 @@ class Recorder:
                     new = sum(recorded)
                     self._metrics.spool("replayed", new)
                     self._metrics.spool("duplicate", len(recorded) - new)
-                self._spool.replayed(spool_file, end)
+                await self._spool.replayed(spool_file, end)
                 self._metrics.spool("replayed", 0, self._spool.size)
         return self._spool.is_empty()
 

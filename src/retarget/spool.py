@@ -192,14 +192,22 @@ class Spool:
             self.to_replay.append(self._active)
             self._active = None
 
-    def claim_orphans(self) -> int:
+    async def claim_orphans(self) -> int:
         """Take over the files of workers that are gone; return how many bytes they hold."""
-        if not self.directory.is_dir():
-            return 0
         held = {f.path.name for f in self.to_replay}
         if self._active is not None:
             held.add(self._active.path.name)
-        claimed = 0
+        claimed = await asyncio.to_thread(self._lock_orphans, held)
+        for spool_file, size in claimed:
+            log.info("claimed spool file %s (%d bytes)", spool_file.path.name, size)
+            self.to_replay.append(spool_file)
+            self._size += size
+        return sum(size for _, size in claimed)
+
+    def _lock_orphans(self, held: set[str]) -> list[tuple[SpoolFile, int]]:
+        if not self.directory.is_dir():
+            return []
+        claimed = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}"), key=_mtime):
             if path.name in held:
                 continue
@@ -215,12 +223,12 @@ class Spool:
             if not path.exists():  # removed between our open and our lock
                 os.close(fd)
                 continue
-            size = os.fstat(fd).st_size
-            log.info("claimed spool file %s (%d bytes)", path.name, size)
-            self.to_replay.append(SpoolFile(path, fd))
-            self._size += size
-            claimed += size
+            claimed.append((SpoolFile(path, fd), os.fstat(fd).st_size))
         return claimed
+
+    async def read(self, spool_file: SpoolFile, limit: int) -> list[tuple[int, Spooled | None]]:
+        """``records`` off the event loop."""
+        return await asyncio.to_thread(lambda: list(self.records(spool_file, limit)))
 
     def records(self, spool_file: SpoolFile, limit: int) -> Iterator[tuple[int, Spooled | None]]:
         """Up to ``limit`` records after ``done``: (end offset, record or None if torn)."""
@@ -238,15 +246,18 @@ class Spool:
                     log.error("unreadable spool record in %s", spool_file.path.name)
                     yield offset, None
 
-    def replayed(self, spool_file: SpoolFile, offset: int) -> None:
+    async def replayed(self, spool_file: SpoolFile, offset: int) -> None:
         """Everything up to ``offset`` is in Redis; a fully replayed file is removed."""
         self._size -= offset - spool_file.done
         spool_file.done = offset
         if offset >= os.fstat(spool_file.fd).st_size:
-            spool_file.path.unlink(missing_ok=True)
-            _fsync_directory(self.directory)
-            os.close(spool_file.fd)  # releases the lock last
             self.to_replay.remove(spool_file)
+            await asyncio.to_thread(self._remove, spool_file)
+
+    def _remove(self, spool_file: SpoolFile) -> None:
+        spool_file.path.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
+        os.close(spool_file.fd)  # releases the lock last
 
     def close(self) -> None:
         """Release every lock; files left hold records the next worker will replay."""
