@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Number of worker processes.")
     data_dir: Path = Field(
         Path("var"),
-        description="Where development secrets and the embedded Redis (`<data_dir>/redis`) live.",
+        description="Where development secrets, the embedded Redis (`<data_dir>/redis`) and the "
+        "spool of events waiting for Redis (`<data_dir>/spool`) live.",
     )
     redis_connect_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds to wait for a Redis connection."
