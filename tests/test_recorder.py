@@ -205,3 +205,23 @@ async def test_after_repeated_redis_failures_decisions_answer_breaker_open_and_r
     assert 'retarget_redis_breaker_transitions_total{state="open"} 1.0' in metrics
     assert 'retarget_redis_breaker_transitions_total{state="closed"} 1.0' in metrics
     assert "retarget_redis_breaker_state 0.0" in metrics
+
+
+async def test_a_pixel_hit_refused_by_a_full_redis_is_spooled_and_recorded_once_it_has_room(
+    own: Settings, own_redis: EmbeddedRedis, clock: FrozenClock
+) -> None:
+    uid = new_cookie_id()
+    async with serving(own, clock) as client, Redis.from_url(own_redis.url) as redis:
+        shop = await open_shop(client)
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", 1)  # every write now answers -OOM
+
+        response = await fire_pixel(client, shop.pixel_id, uid, oid="o-9")
+
+        assert response.status_code == 200
+        assert await seen_events(own.redis_url, uid) == set()
+        await redis.config_set("maxmemory", 0)
+        member = f"{shop.advertiser_id}:o-9".encode()
+        await eventually(lambda: _contains(seen_events(own.redis_url, uid), member))
+        ready = (await client.get("/readyz")).json()
+    assert ready["breaker"] == "closed"  # Redis answered all along: no outage

@@ -152,10 +152,11 @@ class Decider:
     def _landed(self, started: float, call: asyncio.Future[object]) -> None:
         self._inflight -= 1
         failed = call.cancelled() or call.exception() is not None
-        if is_outage(None if call.cancelled() else call.exception()):
-            self._breaker.failure()
-        elif not failed:
-            self._breaker.success()
+        if not call.cancelled():  # an error reply is still an answer: only outages count
+            if is_outage(call.exception()):
+                self._breaker.failure()
+            else:
+                self._breaker.success()
         self._metrics.redis_call("decide", time.perf_counter() - started, failed)
 
     def _plan(

@@ -17,6 +17,8 @@ import secrets
 import time
 from collections.abc import Sequence
 
+from redis.exceptions import RedisError
+
 from retarget.breaker import Breaker
 from retarget.clock import wait_or_stop
 from retarget.errors import Unavailable
@@ -54,7 +56,7 @@ class Recorder:
             started = time.perf_counter()
             try:
                 recorded = await self._users.record(recording, now)
-            except OUTAGES as exc:
+            except (RedisError, OSError) as exc:
                 self._failed("record_event", started, exc)
             else:
                 self._breaker.success()
@@ -69,7 +71,7 @@ class Recorder:
             started = time.perf_counter()
             try:
                 recorded = await self._users.record_many(recordings, now)
-            except OUTAGES as exc:
+            except (RedisError, OSError) as exc:
                 # Some of the pipeline may have landed: the replay's dedup sorts that out.
                 self._failed("record_events", started, exc)
             else:
@@ -80,8 +82,14 @@ class Recorder:
         return None
 
     def _failed(self, operation: str, started: float, exc: BaseException) -> None:
-        log.warning("%s not recorded in redis (%s): spooling", operation, type(exc).__name__)
-        self._breaker.failure()
+        """Any Redis error spools (an out-of-memory or read-only Redis must not lose the
+        event either); only an outage counts against the breaker: an error reply means
+        Redis did answer."""
+        log.warning("%s not recorded in redis (%s): spooling", operation, exc)
+        if isinstance(exc, OUTAGES):
+            self._breaker.failure()
+        else:
+            self._breaker.success()
         self._metrics.redis_call(operation, time.perf_counter() - started, failed=True)
 
     async def _to_spool(self, recordings: Sequence[Recording], now: float) -> None:
@@ -113,9 +121,12 @@ class Recorder:
                         recorded = await self._users.record_each(
                             [(item.recording, item.now) for item in items]
                         )
-                    except OUTAGES as exc:
-                        log.warning("spool replay stopped, redis: %s", type(exc).__name__)
-                        self._breaker.failure()
+                    except (RedisError, OSError) as exc:
+                        log.warning("spool replay stopped, redis: %s", exc)
+                        if isinstance(exc, OUTAGES):
+                            self._breaker.failure()
+                        else:
+                            self._breaker.success()
                         return False
                     self._breaker.success()
                     new = sum(recorded)
