@@ -4,6 +4,7 @@ the breaker keeps decisions fast. A redis-server of each test's own, stopped and
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,3 +226,18 @@ async def test_a_pixel_hit_refused_by_a_full_redis_is_spooled_and_recorded_once_
         await eventually(lambda: _contains(seen_events(own.redis_url, uid), member))
         ready = (await client.get("/readyz")).json()
     assert ready["breaker"] == "closed"  # Redis answered all along: no outage
+
+
+async def test_a_long_outage_leaves_a_worker_two_spool_files_at_most(
+    own: Settings, own_redis: EmbeddedRedis, clock: FrozenClock
+) -> None:
+    async with serving(own, clock) as client:
+        shop = await open_shop(client)
+        own_redis.stop()
+        for n in range(6):
+            await fire_pixel(client, shop.pixel_id, oid=f"o-{n}")
+            await asyncio.sleep(own.spool_replay_seconds * 3)  # several replay attempts
+
+        files = [n for n in os.listdir(own.spool_dir) if n.endswith(".spool")]
+
+    assert 1 <= len(files) <= 2

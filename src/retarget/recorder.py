@@ -108,7 +108,15 @@ class Recorder:
         """Replay what the spool holds (this worker's and dead workers' files) while Redis
         takes it; True when nothing is left."""
         await self._spool.claim_orphans()
+        # The file being appended to is handed over only once every older one is replayed:
+        # during an outage a worker then holds two files at most, not one per tick.
+        if not await self._replay_files():
+            return False
         await self._spool.rotate()
+        return await self._replay_files() and self._spool.is_empty()
+
+    async def _replay_files(self) -> bool:
+        """Replay every file handed over to replay; False when Redis stopped it."""
         for spool_file in list(self._spool.to_replay):
             while spool_file in self._spool.to_replay:
                 batch = await self._spool.read(spool_file, REPLAY_BATCH)
@@ -134,7 +142,7 @@ class Recorder:
                     self._metrics.spool("duplicate", len(recorded) - new)
                 await self._spool.replayed(spool_file, end)
                 self._metrics.spool("replayed", 0, self._spool.size)
-        return self._spool.is_empty()
+        return True
 
     async def keep_replaying(self, interval: float, stop: asyncio.Event) -> None:
         """Replay every ``interval`` seconds until ``stop`` (an asyncio.Event) is set."""
