@@ -43,9 +43,10 @@ SOCKET_TIMEOUT = 1.0
 PIXEL_BOUND_SECONDS = SOCKET_TIMEOUT + 0.25
 # On a shared two-core CI machine a process may wait its turn for a CPU for a hundred
 # milliseconds or more, whatever Redis does. The bounds add the worst wait a request that
-# needs neither Redis nor the disk (GET /healthz, probed every PROBE_SECONDS during the
-# burst) saw: the noise of the machine, measured, not guessed. It may not exceed
-# NOISE_LIMIT_SECONDS, or the bounds would no longer tell a Redis wait from noise.
+# needs neither Redis nor the disk saw (GET /healthz, probed every PROBE_SECONDS during the
+# burst, and decisions answered `breaker_open`, which do not call Redis): the noise of the
+# machine, measured, not guessed. It may not exceed NOISE_LIMIT_SECONDS, or the bounds
+# would no longer tell a wait for Redis (up to SOCKET_TIMEOUT) from noise.
 PROBE_SECONDS = 0.02
 NOISE_LIMIT_SECONDS = SOCKET_TIMEOUT - DEADLINE_MS / 1000 - SLACK_SECONDS - 0.05
 BUYERS = 40
@@ -238,8 +239,9 @@ async def settled(base_url: str, seconds: float = 15.0) -> dict[str, object]:
 def assert_every_answer_in_time_and_no_5xx(burst: Burst) -> None:
     assert burst.decisions, "no decision was made"
     assert {status for _, _, status, _ in burst.decisions} == {200}
-    noise = max(burst.probes)
-    assert noise <= NOISE_LIMIT_SECONDS, f"the machine is too busy: /healthz took {noise:.3f}s"
+    without_redis = [took for _, took, _, reason in burst.decisions if reason == "breaker_open"]
+    noise = max(burst.probes + without_redis)
+    assert noise <= NOISE_LIMIT_SECONDS, f"the machine is too busy: {noise:.3f}s without I/O"
     bound = DEADLINE_MS / 1000 + SLACK_SECONDS + noise
     late = [d for d in burst.decisions if d[1] > bound]
     assert not late, f"decisions (at, took, status, reason) over {bound:.3f}s: {late[:5]}"
