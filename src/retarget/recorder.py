@@ -25,7 +25,7 @@ from retarget.errors import Unavailable
 from retarget.metrics import Metrics
 from retarget.spool import Spool, Spooled, SpoolFull
 from retarget.store.outage import OUTAGES
-from retarget.store.users import Recording, UserStore
+from retarget.store.users import Recorded, Recording, UserStore
 
 log = logging.getLogger("retarget")
 
@@ -49,8 +49,8 @@ class Recorder:
         self._breaker = breaker
         self._metrics = metrics
 
-    async def record(self, recording: Recording, now: float) -> bool | None:
-        """True recorded, False a duplicate, None spooled (acknowledged, recorded later).
+    async def record(self, recording: Recording, now: float) -> Recorded | None:
+        """What Redis did, or None when spooled (acknowledged, recorded later).
         Unavailable when neither Redis nor the spool could take it."""
         if self._breaker.allow():
             started = time.perf_counter()
@@ -65,8 +65,10 @@ class Recorder:
         await self._to_spool([recording], now)
         return None
 
-    async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool] | None:
-        """Per recording True/False as ``record``; None when the whole batch was spooled."""
+    async def record_many(
+        self, recordings: Sequence[Recording], now: float
+    ) -> list[Recorded] | None:
+        """Per recording what Redis did; None when the whole batch was spooled."""
         if self._breaker.allow():
             started = time.perf_counter()
             try:
@@ -137,7 +139,7 @@ class Recorder:
                             self._breaker.success()
                         return False
                     self._breaker.success()
-                    new = sum(recorded)
+                    new = sum(result.new for result in recorded)
                     self._metrics.spool("replayed", new)
                     self._metrics.spool("duplicate", len(recorded) - new)
                 await self._spool.replayed(spool_file, end)

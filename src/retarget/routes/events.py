@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from retarget import signing
+from retarget.attribution import Touch, attribute
 from retarget.errors import InvalidJson, Unauthorized
 from retarget.recording import recordings_for
 from retarget.server_events import EventBatch, parse_batch
@@ -80,14 +81,25 @@ async def record_events(
             recordings.append(recording)
             owners.append(item.index)
     # Redis down or slow: the batch is fsync'd to the spool and answered "spooled" (it will
-    # be recorded once, duplicates sorted out then); spool full: 503, nothing acknowledged.
+    # be recorded once, duplicates sorted out then, without attribution); spool full: 503,
+    # nothing acknowledged.
     recorded = await state.recorder.record_many(recordings, now)
+    new: set[int] = set()
+    spooled: set[int] = set()
+    touches: dict[int, list[Touch]] = {}  # of every identifier of the event
     if recorded is None:
-        new: set[int] = set()
         spooled = {item.index for item in parsed}
     else:
-        new = {index for index, was_new in zip(owners, recorded, strict=True) if was_new}
-        spooled = set()
+        for index, result in zip(owners, recorded, strict=True):
+            if result.new:
+                new.add(index)
+                touches.setdefault(index, []).extend(result.touches)
+    for item in parsed:  # one conversion per event, however many identifiers it names
+        if touches.get(item.index) and (
+            conversion := attribute(item.event, touches[item.index], advertiser)
+        ):
+            state.counters.conversion(conversion)
+            state.metrics.conversion(conversion.touch.kind)
     results = [
         EventResult(
             index=item.index,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from retarget import pixel, privacy, users
+from retarget.attribution import attribute
 from retarget.errors import InvalidInput, Unavailable
 from retarget.recording import recordings_for
 
@@ -80,8 +81,14 @@ async def pixel_hit(pixel_id: str, request: Request) -> Response:
         metrics.pixel("unavailable")
         response = _gif(503, f"unavailable: {exc.message}")
     else:
-        metrics.pixel({True: "recorded", False: "duplicate", None: "spooled"}[recorded])
         response = _gif()
+        if recorded is None:  # spooled: recorded (without attribution) when Redis is back
+            metrics.pixel("spooled")
+        else:
+            metrics.pixel("recorded" if recorded.new else "duplicate")
+            if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
+                state.counters.conversion(conversion)
+                metrics.conversion(conversion.touch.kind)
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain
