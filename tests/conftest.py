@@ -53,6 +53,12 @@ def settings(redis_server: EmbeddedRedis, tmp_path: Path) -> Settings:
         # CI shares two cores with the whole suite: a 50 ms deadline there turns an
         # occasional scheduling hiccup into a no-fill. Tests of the deadline set their own.
         decision_deadline_ms=2000,
+        # Likewise Redis timeouts count by the wall clock, including the time the event loop
+        # spends on the test's other requests: 100 concurrent requests, each opening a
+        # connection, on a busy machine would turn into timeouts, then spooled events (or
+        # 503s before there was a spool). Fault tests set their own.
+        redis_connect_timeout=2.0,
+        redis_socket_timeout=2.0,
     )
 
 

@@ -69,8 +69,8 @@ class Publisher(SimulatedUser):
             else:
                 outcomes[f"no-fill {no_fill or 'unknown'}"] += 1
             # A no-fill is an answer, except when the service could not reach its store.
-            if no_fill == "redis_error":
-                response.failure("no-fill: redis_error")
+            if no_fill in ("redis_error", "breaker_open"):
+                response.failure(f"no-fill: {no_fill}")
 
 
 @events.quitting.add_listener

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
@@ -18,6 +19,7 @@ from retarget.abuse import Limits
 from retarget.advertisers import MAX_WINDOW_DAYS
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
+from retarget.breaker import Breaker, BreakerState
 from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
@@ -25,6 +27,7 @@ from retarget.decisions import DecisionRequest, NoFill
 from retarget.hot_paths import HotPaths, route, route_template
 from retarget.metrics import Metrics, RequestTimer
 from retarget.openapi import declare_errors
+from retarget.recorder import Recorder
 from retarget.routes import (
     advertisers,
     audiences,
@@ -42,6 +45,7 @@ from retarget.routes import (
 )
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
+from retarget.spool import Spool
 from retarget.store.client import create_autopipeline, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
@@ -61,6 +65,9 @@ class State(TypedDict):
     redis: Redis
     catalog: LiveCatalog
     users: UserStore
+    breaker: Breaker
+    spool: Spool
+    recorder: Recorder
     counters: Counters
     metrics: Metrics
     decider: Decider
@@ -122,10 +129,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             pipeline=hot,
         )
         counters = Counters(redis, clock.now)
+        breaker = _breaker(settings, metrics)
+        spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        recorder = Recorder(users, spool, breaker, metrics)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds, stop)),
             asyncio.create_task(counters.keep_flushing(settings.counters_flush_seconds, stop)),
+            asyncio.create_task(recorder.keep_replaying(settings.spool_replay_seconds, stop)),
         ]
         try:
             yield State(
@@ -134,9 +145,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 redis=redis,
                 catalog=catalog,
                 users=users,
+                breaker=breaker,
+                spool=spool,
+                recorder=recorder,
                 counters=counters,
                 metrics=metrics,
-                decider=Decider(DecisionStore(hot), counters, settings, clock, metrics),
+                decider=Decider(DecisionStore(hot), counters, settings, clock, metrics, breaker),
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
@@ -153,6 +167,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1):
                     await counters.flush()  # the last counts of a clean shutdown
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1):
+                    await recorder.replay()  # what is left stays on disk for the next start
+            spool.close()
             await hot.aclose()
             await redis.aclose()
 
@@ -184,6 +202,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.hot_paths = HotPaths(metrics, settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _breaker(settings: Settings, metrics: Metrics) -> Breaker:
+    """This worker's breaker in front of Redis; every move is logged and counted."""
+
+    def moved(state: BreakerState) -> None:
+        log.warning("redis circuit breaker %s", state.value)
+        metrics.breaker(state.value)
+
+    return Breaker(
+        failure_threshold=settings.breaker_failure_threshold,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
+        now=time.monotonic,
+        on_change=moved,
+    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

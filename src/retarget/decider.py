@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from retarget import decisions as d
 from retarget import tracking
+from retarget.breaker import Breaker
 from retarget.catalog import Catalog, ServingCampaign
 from retarget.clock import Clock
 from retarget.consent import personalised_ads_allowed
@@ -26,6 +27,7 @@ from retarget.publishers import Publisher, SiteCategory
 from retarget.settings import Settings
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
+from retarget.store.outage import is_outage
 from retarget.users import UserRef, parse_user
 
 log = logging.getLogger("retarget")
@@ -48,8 +50,10 @@ class Decider:
         settings: Settings,
         clock: Clock,
         metrics: Metrics,
+        breaker: Breaker,
     ) -> None:
         self._store = store
+        self._breaker = breaker
         self._metrics = metrics
         self._counters = counters
         self._settings = settings
@@ -107,6 +111,8 @@ class Decider:
                 )
             return outcome
 
+        if not self._breaker.allow():  # Redis is failing: answer now, not at the deadline
+            return Outcome(empty, d.NoFill.BREAKER_OPEN)
         # The reply is not waited for past the deadline, but it is still read (and dropped)
         # when it comes: the connection stays in step, and the call counts as in flight
         # until Redis answers or the socket timeout fails it.
@@ -147,6 +153,11 @@ class Decider:
     def _landed(self, started: float, call: asyncio.Future[object]) -> None:
         self._inflight -= 1
         failed = call.cancelled() or call.exception() is not None
+        if not call.cancelled():  # an error reply is still an answer: only outages count
+            if is_outage(call.exception()):
+                self._breaker.failure()
+            else:
+                self._breaker.success()
         self._metrics.redis_call("decide", time.perf_counter() - started, failed)
 
     def _plan(

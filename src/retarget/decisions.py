@@ -52,6 +52,7 @@ class NoFill(StrEnum):
     NOT_ELIGIBLE = "not_eligible"
     REDIS_ERROR = "redis_error"
     DEADLINE = "deadline"
+    BREAKER_OPEN = "breaker_open"  # Redis failed repeatedly: not called during a cool-down
     OVERLOADED = "overloaded"
     DISABLED = "disabled"
 

@@ -54,9 +54,14 @@ class EmbeddedRedis:
     then stops Redis last.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, appendfsync: str = "everysec"
+    ) -> None:
         self.directory = directory.resolve()
         self.port = port
+        # "everysec": a crash of Redis may lose its last second of writes; "always" loses
+        # nothing it acknowledged, at a cost per write (see docs/reliability.md).
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
         socket_path = self.directory / "redis.sock"
         if len(str(socket_path)) > _MAX_SOCKET_PATH:
@@ -79,7 +84,7 @@ class EmbeddedRedis:
             "--port", str(self.port or 0),
             "--bind", "127.0.0.1",
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--logfile", "redis.log",

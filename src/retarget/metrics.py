@@ -51,14 +51,14 @@ class Metrics:
         self._decisions = {o: decisions.labels(o) for o in ("fill", *decision_outcomes)}
         self._pixel = Counter(
             "retarget_pixel_events_total",
-            "Pixel hits by result (recorded, duplicate, opted_out, invalid, unknown_pixel, "
-            "unavailable).",
+            "Pixel hits by result (recorded, duplicate, spooled, opted_out, invalid, "
+            "unknown_pixel, unavailable).",
             ["result"],
             registry=r,
         )
         self._events = Counter(
             "retarget_server_events_total",
-            "Server-to-server events by result (accepted, duplicate, rejected).",
+            "Server-to-server events by result (accepted, duplicate, rejected, spooled).",
             ["result"],
             registry=r,
         )
@@ -107,14 +107,46 @@ class Metrics:
             multiprocess_mode="min",
         )
 
+        self._breaker_state = Gauge(
+            "retarget_redis_breaker_state",
+            "The Redis circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self._breaker_transitions = Counter(
+            "retarget_redis_breaker_transitions_total",
+            "Moves of the Redis circuit breaker, by the state it moved to.",
+            ["state"],
+            registry=r,
+        )
+        self._spool_bytes = Gauge(
+            "retarget_spool_bytes",
+            "Bytes of acknowledged events waiting in the spool for Redis (all workers).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._spool_records = Counter(
+            "retarget_spool_records_total",
+            "Spooled events by what happened to them (spooled, replayed, duplicate, full: "
+            "refused because the spool was full, so not acknowledged).",
+            ["result"],
+            registry=r,
+        )
+
     def decision(self, no_fill: str | None) -> None:
         self._decisions[no_fill or "fill"].inc()
 
     def pixel(self, result: str) -> None:
         self._child(self._pixel, result).inc()
 
-    def server_events(self, accepted: int, duplicates: int, rejected: int) -> None:
-        for result, count in (("accepted", accepted), ("duplicate", duplicates)):
+    def server_events(
+        self, accepted: int, duplicates: int, rejected: int, spooled: int = 0
+    ) -> None:
+        for result, count in (
+            ("accepted", accepted),
+            ("duplicate", duplicates),
+            ("spooled", spooled),
+        ):
             if count:
                 self._events.labels(result).inc(count)
         if rejected:
@@ -133,6 +165,16 @@ class Metrics:
 
     def bot(self, route: str) -> None:
         self._child(self._bots, route).inc()
+
+    def breaker(self, state: str) -> None:
+        self._breaker_state.set({"closed": 0, "half_open": 1, "open": 2}[state])
+        self._breaker_transitions.labels(state).inc()
+
+    def spool(self, result: str, count: int = 1, size_bytes: int | None = None) -> None:
+        if count:
+            self._child(self._spool_records, result).inc(count)
+        if size_bytes is not None:
+            self._spool_bytes.set(size_bytes)
 
     def catalog_loaded(self, version: int) -> None:
         self._catalog_version.set(version)

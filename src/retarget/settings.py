@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Number of worker processes.")
     data_dir: Path = Field(
         Path("var"),
-        description="Where development secrets and the embedded Redis (`<data_dir>/redis`) live.",
+        description="Where development secrets, the embedded Redis (`<data_dir>/redis`) and the "
+        "spool of events waiting for Redis (`<data_dir>/spool`) live.",
     )
     redis_connect_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds to wait for a Redis connection."
@@ -70,6 +71,26 @@ class Settings(BaseSettings):
     )
     redis_max_connections: int = Field(
         256, ge=1, description="Redis connections per worker process."
+    )
+    breaker_failure_threshold: int = Field(
+        5,
+        ge=1,
+        description="Consecutive failed or timed-out Redis calls that open the circuit breaker.",
+    )
+    breaker_cooldown_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="How long an open breaker keeps the hot paths off Redis before one trial call.",
+    )
+    spool_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=4096,
+        description="Largest spool of events waiting for Redis, per worker (full: pixel and "
+        "`/v1/events` answer 503).",
+    )
+    spool_replay_seconds: float = Field(
+        0.5, gt=0, le=60, description="How often a worker replays its spool into Redis."
     )
     catalog_refresh_seconds: float = Field(
         0.5,
@@ -184,6 +205,10 @@ class Settings(BaseSettings):
     @property
     def redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
 
 def load_settings(**overrides: object) -> Settings:

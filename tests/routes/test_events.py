@@ -129,6 +129,7 @@ async def test_the_response_reports_each_event_by_index(
         "accepted": 2,
         "duplicates": 0,
         "rejected": 0,
+        "spooled": 0,
         "results": [
             {"index": 0, "event_id": "a", "status": "accepted", "reason": None, "field": None},
             {"index": 1, "event_id": "b", "status": "accepted", "reason": None, "field": None},

@@ -20,7 +20,7 @@ router = APIRouter(tags=["events"])
 class EventResult(BaseModel):
     index: int
     event_id: str | None
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Literal["accepted", "duplicate", "spooled", "rejected"]
     reason: str | None = None
     field: str | None = None
 
@@ -29,6 +29,7 @@ class EventsResponse(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
+    spooled: int = 0
     results: list[EventResult]
 
 
@@ -44,7 +45,10 @@ class EventsResponse(BaseModel):
             },
         }
     },
-    responses={401: {"description": "Missing, wrong or stale signature"}},
+    responses={
+        401: {"description": "Missing, wrong or stale signature"},
+        503: {"description": "Redis is unavailable and the spool is full: nothing recorded"},
+    },
 )
 async def record_events(
     request: Request,
@@ -53,7 +57,8 @@ async def record_events(
         None, description="t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.' + body)>"
     ),
 ) -> dict[str, object]:
-    """Each event is accepted, a duplicate (``event_id`` seen before), or rejected with a reason."""
+    """Each event is accepted, a duplicate (``event_id`` seen before), spooled (Redis is
+    unavailable: kept on disk, recorded when it is back), or rejected with a reason."""
     state = request.state
     catalog = state.catalog.current
     advertiser = catalog.advertisers.get(x_retarget_advertiser)
@@ -75,14 +80,20 @@ async def record_events(
         for recording in recordings_for(item.event, item.users, catalog, now):
             recordings.append(recording)
             owners.append(item.index)
-    recorded = await state.users.record_many(recordings, now)  # Redis down: 503, retry
-
+    # Redis down or slow: the batch is fsync'd to the spool and answered "spooled" (it will
+    # be recorded once, duplicates sorted out then, without attribution); spool full: 503,
+    # nothing acknowledged.
+    recorded = await state.recorder.record_many(recordings, now)
     new: set[int] = set()
+    spooled: set[int] = set()
     touches: dict[int, list[Touch]] = {}  # of every identifier of the event
-    for index, result in zip(owners, recorded, strict=True):
-        if result.new:
-            new.add(index)
-            touches.setdefault(index, []).extend(result.touches)
+    if recorded is None:
+        spooled = {item.index for item in parsed}
+    else:
+        for index, result in zip(owners, recorded, strict=True):
+            if result.new:
+                new.add(index)
+                touches.setdefault(index, []).extend(result.touches)
     for item in parsed:  # one conversion per event, however many identifiers it names
         if touches.get(item.index) and (
             conversion := attribute(item.event, touches[item.index], advertiser)
@@ -93,7 +104,11 @@ async def record_events(
         EventResult(
             index=item.index,
             event_id=item.event_id,
-            status="accepted" if item.index in new else "duplicate",
+            status="spooled"
+            if item.index in spooled
+            else "accepted"
+            if item.index in new
+            else "duplicate",
         )
         for item in parsed
     ]
@@ -104,11 +119,13 @@ async def record_events(
         for r in rejected
     ]
     results.sort(key=lambda r: r.index)
-    request.state.metrics.server_events(len(new), len(parsed) - len(new), len(rejected))
+    duplicates = len(parsed) - len(new) - len(spooled)
+    request.state.metrics.server_events(len(new), duplicates, len(rejected), len(spooled))
     return {
         "accepted": len(new),
-        "duplicates": len(parsed) - len(new),
+        "duplicates": duplicates,
         "rejected": len(rejected),
+        "spooled": len(spooled),
         "results": results,
     }
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.responses import Response
-
-from retarget.routes.errors import error_response
 
 router = APIRouter(tags=["operations"])
 
@@ -22,18 +21,25 @@ async def healthz() -> Response:
 
 @router.get(
     "/readyz",
-    summary="Redis answers PING within its timeout",
+    summary="Redis answers PING within its timeout; the circuit breaker's state and the spool",
     responses={503: {"description": "Redis did not answer"}},
 )
 async def readyz(request: Request) -> Response:
-    settings = request.state.settings
+    """200 while Redis answers PING, else 503 with the reason. Both bodies carry ``breaker``
+    (closed, half_open, open) and ``spool_bytes`` (acknowledged events waiting for Redis)."""
+    state = request.state
+    settings = state.settings
+    extra = {"breaker": state.breaker.state.value, "spool_bytes": state.spool.size}
     try:
         async with asyncio.timeout(settings.redis_socket_timeout + settings.redis_connect_timeout):
-            await request.state.redis.ping()
+            await state.redis.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         reason = type(exc).__name__
-        return error_response(503, "redis_unavailable", f"redis did not answer PING: {reason}")
-    return Response(_OK, media_type="application/json")
+        message = f"redis did not answer PING: {reason}"
+        body = {"error": {"code": "redis_unavailable", "message": message, "field": None}}
+        body |= extra
+        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+    return Response(orjson.dumps({"status": "ok"} | extra), media_type="application/json")
 
 
 @router.get(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from fastapi import APIRouter, Request
-from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from retarget import bots, pixel, privacy, users
 from retarget.asgi import GIF, HotRequest, HotResponse
 from retarget.attribution import attribute
-from retarget.errors import InvalidInput
+from retarget.errors import InvalidInput, Unavailable
 from retarget.recording import recordings_for
 
 log = logging.getLogger("retarget")
@@ -86,21 +84,20 @@ async def serve_pixel(pixel_id: str, request: HotRequest) -> HotResponse:
     uid = users.cookie_id_or_none(cookies.get(users.COOKIE_NAME)) or users.new_cookie_id()
     user = users.UserRef(users.Namespace.COOKIE, uid)
     (recording,) = recordings_for(event, [user], catalog, now)
-    started = time.perf_counter()
     try:
-        recorded = await state.users.record(recording, now)
-        response = _gif()
-    except (RedisError, OSError) as exc:
-        log.warning("pixel not recorded: %s", type(exc).__name__)
-        metrics.redis_call("record_event", time.perf_counter() - started, failed=True)
+        recorded = await state.recorder.record(recording, now)  # Redis, else the spool
+    except Unavailable as exc:
         metrics.pixel("unavailable")
-        response = _gif(503, "unavailable: try again")
+        response = _gif(503, f"unavailable: {exc.message}")
     else:
-        metrics.redis_call("record_event", time.perf_counter() - started)
-        metrics.pixel("recorded" if recorded.new else "duplicate")
-        if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
-            state.counters.conversion(conversion)
-            metrics.conversion(conversion.touch.kind)
+        response = _gif()
+        if recorded is None:  # spooled: recorded (without attribution) when Redis is back
+            metrics.pixel("spooled")
+        else:
+            metrics.pixel("recorded" if recorded.new else "duplicate")
+            if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
+                state.counters.conversion(conversion)
+                metrics.conversion(conversion.touch.kind)
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain

@@ -135,7 +135,11 @@ class UserStore:
 
     async def record_many(self, recordings: Sequence[Recording], now: float) -> list[Recorded]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
-        calls = [self._args(recording, now) for recording in recordings]
+        return await self.record_each([(recording, now) for recording in recordings])
+
+    async def record_each(self, batch: Sequence[tuple[Recording, float]]) -> list[Recorded]:
+        """Like ``record_many``, each recording at its own time (the spool's replay)."""
+        calls = [self._args(recording, now) for recording, now in batch]
         results = await self._evalsha_all(calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:  # Redis restarted and forgot the script: those calls did nothing yet.
