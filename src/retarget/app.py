@@ -37,6 +37,7 @@ from retarget.routes import (
     pixel,
     privacy,
     publishers,
+    reports,
     tracking,
 )
 from retarget.server_events import EventBatch
@@ -45,6 +46,7 @@ from retarget.store.client import create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
+from retarget.store.reports import ReportStore
 from retarget.store.tracking import TrackingStore
 from retarget.store.users import UserStore
 
@@ -63,6 +65,7 @@ class State(TypedDict):
     metrics: Metrics
     decider: Decider
     tracking: TrackingStore
+    reports: ReportStore
 
 
 class RetargetApp(FastAPI):
@@ -122,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     remember_seconds=settings.tracking_ttl_seconds,
                     attribution_seconds=window,
                 ),
+                reports=ReportStore(redis),
             )
         finally:
             stop.set()
@@ -152,6 +156,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         campaigns,
         publishers,
         privacy,
+        reports,
         demo,
         dashboard,
     ):

@@ -34,6 +34,9 @@ class Counters:
         self._total: dict[str, int] = {}
         self._today: dict[str, int] = {}
         self._today_day = ""
+        # One flush at a time: a report's flush must not return while the background one
+        # still has the latest counts in flight.
+        self._flushing = asyncio.Lock()
 
     def count(self, metric: str, *dimensions: str, amount: int | float = 1) -> None:
         """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``."""
@@ -51,7 +54,12 @@ class Counters:
         return Spend(total=self._total.get(campaign_id, 0) + local, today=today + local)
 
     async def flush(self) -> None:
-        """One round trip: add what we counted, read back global spend."""
+        """One round trip: add what we counted, read back global spend. When it returns,
+        everything counted before the call is in Redis."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         stats, served = self._stats, self._served
         self._stats, self._served = Counter(), Counter()
         day = day_of(self._now())

@@ -1,0 +1,32 @@
+"""Reading the report counters back: one pipeline of HGETALLs, one per day."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from redis.asyncio import Redis
+
+from retarget.reports import StatRow, parse_stat
+from retarget.store import keys
+
+
+class ReportStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def stat_rows(self, days: Sequence[date]) -> list[StatRow]:
+        """Every report counter of these UTC days, of every advertiser (one round trip).
+
+        Not a hot path: a 400-day report reads 400 hashes."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.stats(day.strftime("%Y%m%d")))
+            replies = await pipe.execute()
+        rows = []
+        for day, stored in zip(days, replies, strict=True):
+            for raw_field, raw_value in stored.items():
+                row = parse_stat(day, raw_field.decode(), raw_value.decode())
+                if row is not None:
+                    rows.append(row)
+        return rows
