@@ -13,17 +13,18 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from typing import Any
 
 from retarget.api_keys import Role, StoredKey, key_hash
 from retarget.budgets import Spend
 from retarget.campaigns import Campaign
-from retarget.errors import InvalidInput, Unauthorized
+from retarget.errors import Unauthorized
+from retarget.publishers import Publisher
+from retarget.reports import Report
 
 SESSION_COOKIE = "rt_dash"
 SESSION_SECONDS = 8 * 3600
-MAX_RANGE_DAYS = 366
-DEFAULT_RANGE_DAYS = 7
 _SESSION = re.compile(r"([A-Za-z0-9_-]{1,64})\.([0-9a-f]{64})\.([0-9]{1,12})\.([0-9a-f]{64})")
 
 
@@ -65,27 +66,6 @@ def session_advertiser(
 
 
 @dataclass(frozen=True, slots=True)
-class DateRange:
-    first: date
-    last: date
-
-    @property
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
-
-def date_range(first: date | None, last: date | None, today: date) -> DateRange:
-    """The range the picker asks for; by default the last week up to today."""
-    last = last or today
-    first = first or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-    if first > last:
-        raise InvalidInput("the first day is after the last day", field="from")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(f"at most {MAX_RANGE_DAYS} days at a time", field="from")
-    return DateRange(first, last)
-
-
-@dataclass(frozen=True, slots=True)
 class CampaignRow:
     name: str
     status: str
@@ -123,3 +103,62 @@ def campaign_rows(campaigns: Iterable[Campaign], spend: Mapping[str, Spend]) -> 
             )
         )
     return rows
+
+
+# ---- the reports, as the page shows them -------------------------------------------------
+# The figures come from ``reports.build_report`` (the same as GET /v1/reports); this only
+# arranges them for the tables and the charts.
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "impressions": row["impressions"],
+        "clicks": row["clicks"],
+        "conversions": row["conversions"],
+        "revenue": row["revenue"],
+        "cost": row["cost"],
+        "roas": row["roas"],
+    }
+
+
+def category_rows(by_category: Report) -> list[dict[str, Any]]:
+    return [{"site_category": r["site_category"], **_figures(r)} for r in by_category.rows]
+
+
+def publisher_rows(
+    by_publisher: Report, publishers: Mapping[str, Publisher]
+) -> list[dict[str, Any]]:
+    """One row per publisher, named (a deleted publisher keeps its id), most revenue first."""
+    rows = []
+    for r in by_publisher.rows:
+        publisher = publishers.get(r["publisher_id"])
+        rows.append(
+            {
+                "publisher": publisher.name if publisher else r["publisher_id"],
+                "site_category": publisher.site_category.value if publisher else "",
+                **_figures(r),
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["revenue"], row["publisher"]))
+
+
+def chart_data(by_category: Report, by_day: Report, days: list[date]) -> dict[str, Any]:
+    """What the page's charts plot: ROAS and conversions by site category, and a daily
+    trend with every day of the range (0 on days without any count)."""
+    daily = {r["day"]: r for r in by_day.rows}
+    empty = {"impressions": 0, "clicks": 0, "conversions": 0, "revenue": 0.0}
+    trend = [daily.get(day.isoformat(), empty) for day in days]
+    return {
+        "by_category": {
+            "labels": [r["site_category"] for r in by_category.rows],
+            "roas": [r["roas"] for r in by_category.rows],
+            "conversions": [r["conversions"] for r in by_category.rows],
+        },
+        "daily": {
+            "labels": [day.isoformat() for day in days],
+            "impressions": [r["impressions"] for r in trend],
+            "clicks": [r["clicks"] for r in trend],
+            "conversions": [r["conversions"] for r in trend],
+            "revenue": [r["revenue"] for r in trend],
+        },
+    }

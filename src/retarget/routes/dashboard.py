@@ -4,6 +4,7 @@ own script (``static/dashboard.js``) hands to the vendored Chart.js."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -14,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from retarget import dashboard, pages
 from retarget.catalog import Catalog
 from retarget.errors import Unauthorized
+from retarget.reports import Dimension, build_report, report_query
 from retarget.routes.deps import FreshCatalog
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
@@ -47,26 +49,38 @@ def _signed_in(request: Request, catalog: Catalog) -> str | None:
 async def show(
     request: Request,
     catalog: FreshCatalog,
-    first: Annotated[date | None, Query(alias="from")] = None,
-    last: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[date | None, Query(description="First UTC day.")] = None,
+    end: Annotated[date | None, Query(description="Last UTC day, included.")] = None,
 ) -> Response:
     """The sign-in form, or the signed-in advertiser's campaigns and reports."""
     advertiser_id = _signed_in(request, catalog)
     if advertiser_id is None or advertiser_id not in catalog.advertisers:
         return _page("dashboard_signin.html", error=None)
-    now = request.state.clock.now()
-    today = datetime.fromtimestamp(now, UTC).date()
-    period = dashboard.date_range(first, last, today)
+    state = request.state
+    today = datetime.fromtimestamp(state.clock.now(), UTC).date()
+    by_category = report_query(advertiser_id, start, end, ["site_category"], today)
+    by_day = replace(by_category, group_by=(Dimension.DAY,))
+    by_publisher = replace(by_category, group_by=(Dimension.PUBLISHER,))
+
+    await state.counters.flush()  # this worker's latest counts, as GET /v1/reports does
+    stats = await state.reports.stat_rows(by_category.days)
+    reports = {
+        q.group_by[0]: build_report(q, stats, catalog.campaigns)
+        for q in (by_category, by_day, by_publisher)
+    }
     campaigns = catalog.campaigns_of(advertiser_id)
-    counters = request.state.counters
-    rows = dashboard.campaign_rows(campaigns, {c.id: counters.spend(c.id) for c in campaigns})
+    spend = {c.id: state.counters.spend(c.id) for c in campaigns}
     return _page(
         "dashboard.html",
         advertiser=catalog.advertisers[advertiser_id],
-        period=period,
-        campaigns=rows,
-        report=None,
-        charts=None,
+        period=by_category,
+        campaigns=dashboard.campaign_rows(campaigns, spend),
+        totals=reports[Dimension.SITE_CATEGORY].totals,
+        categories=dashboard.category_rows(reports[Dimension.SITE_CATEGORY]),
+        publishers=dashboard.publisher_rows(reports[Dimension.PUBLISHER], catalog.publishers),
+        charts=dashboard.chart_data(
+            reports[Dimension.SITE_CATEGORY], reports[Dimension.DAY], by_category.days
+        ),
     )
 
 
