@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
+from retarget.advertisers import MAX_WINDOW_DAYS
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
@@ -123,7 +124,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
-                    attribution_seconds=window,
+                    # The last click and view must outlive the longest attribution window.
+                    attribution_seconds=max(window, MAX_WINDOW_DAYS * DAY),
                 ),
                 reports=ReportStore(redis),
             )

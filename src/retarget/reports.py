@@ -16,12 +16,12 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
+from retarget.attribution import MICROS
 from retarget.campaigns import Campaign
 from retarget.errors import InvalidInput
 
 MAX_DAYS = 400  # report counters are kept 400 days (store/keys.py STATS_TTL)
 DEFAULT_DAYS = 7
-MICROS = 1_000_000  # revenue is counted in millionths so that sums stay exact integers
 
 
 class Dimension(StrEnum):

@@ -32,31 +32,34 @@ DAY0, DAY1 = "2027-01-15", "2027-01-16"  # T0's UTC day and the next
 
 @dataclass(frozen=True)
 class Traffic:
-    """The shop's campaign served three ads over two days: two shown, one clicked."""
+    """The shop's campaign served three ads over two days: two shown, one clicked, and the
+    clicker bought again (a conversion worth 19.99) on the second day."""
 
     shop: Shop
     campaign: dict[str, Any]
 
 
-async def show(client: httpx.AsyncClient, shop: Shop, *, click: bool = False) -> dict[str, Any]:
+async def show(client: httpx.AsyncClient, shop: Shop, *, click: bool = False) -> str:
+    """A new buyer is shown an ad (and clicks it); returns the buyer."""
     uid = await purchase(client, shop.pixel_id)
     ad = (await decide(client, shop.api_key, uid)).json()["decisions"]["feed-top"]
     assert ad is not None
     assert (await client.get(urlsplit(ad["impression_url"]).path)).status_code == 200
     if click:
         assert (await client.get(urlsplit(ad["click_url"]).path)).status_code == 302
-    return ad
+    return uid
 
 
 @pytest.fixture
 async def traffic(client: httpx.AsyncClient, clock: FrozenClock) -> Traffic:
     shop = await open_shop(client)
     campaign = await create_campaign(client, shop.advertiser_id, [shop.audience_id], bid_cpm=2.5)
-    await show(client, shop, click=True)
+    clicker = await show(client, shop, click=True)
     uid = await purchase(client, shop.pixel_id)  # decided, never shown
     assert (await decide(client, shop.api_key, uid)).json()["decisions"]["feed-top"]
     clock.advance(DAY)
     await show(client, shop)
+    await purchase(client, shop.pixel_id, clicker, oid="order-2", val="19.99")
     return Traffic(shop, campaign)
 
 
@@ -85,6 +88,10 @@ async def test_the_totals_equal_the_raw_counters(
     assert raw["decisions"] == totals["decisions"] == 3
     assert raw["impressions"] == totals["impressions"] == 2
     assert raw["clicks"] == totals["clicks"] == 1
+    assert raw["conversion_click"] == totals["conversions_click_through"] == 1
+    assert "conversion_view" not in raw
+    assert totals["conversions_view_through"] == 0
+    assert raw["revenue_micros"] == totals["revenue"] * 1_000_000 == 19_990_000
 
 
 async def test_without_group_by_the_report_is_one_row_of_totals_with_derived_figures(
@@ -97,10 +104,11 @@ async def test_without_group_by_the_report_is_one_row_of_totals_with_derived_fig
     assert body["rows"] == [body["totals"]]
     assert body["totals"]["cost"] == 2 * 2.5 / 1000
     assert body["totals"]["ctr"] == 0.5
-    assert body["totals"]["conversions"] == 0
-    assert body["totals"]["roas"] == 0.0
-    assert body["totals"]["cost_per_conversion"] is None  # no conversions: no denominator
-    assert body["totals"]["conversion_rate"] == 0.0
+    assert body["totals"]["conversions"] == 1
+    assert body["totals"]["revenue"] == 19.99
+    assert body["totals"]["roas"] == round(19.99 / 0.005, 6)
+    assert body["totals"]["cost_per_conversion"] == 0.005
+    assert body["totals"]["conversion_rate"] == 1.0
     assert (body["advertiser_id"], body["start"], body["end"], body["group_by"]) == (
         traffic.shop.advertiser_id,
         DAY0,
@@ -118,10 +126,10 @@ async def test_grouping_by_day_splits_the_totals_by_utc_day(
         )
     ).json()
 
-    assert [(r["day"], r["decisions"], r["impressions"], r["clicks"]) for r in body["rows"]] == [
-        (DAY0, 2, 1, 1),
-        (DAY1, 1, 1, 0),
-    ]
+    assert [
+        (r["day"], r["decisions"], r["impressions"], r["clicks"], r["conversions"])
+        for r in body["rows"]
+    ] == [(DAY0, 2, 1, 1, 0), (DAY1, 1, 1, 0, 1)]
 
 
 async def test_group_by_combines_dimensions_given_repeated_or_comma_separated(
@@ -184,6 +192,8 @@ async def test_a_range_outside_the_traffic_reports_zeros(
 
     assert body["totals"]["impressions"] == 0
     assert body["totals"]["ctr"] is None
+    assert body["totals"]["cost_per_conversion"] is None  # no conversions: no denominator
+    assert body["totals"]["roas"] is None
 
 
 async def test_without_dates_the_report_covers_the_last_seven_days(

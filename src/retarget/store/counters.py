@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from retarget.attribution import Conversion
 from retarget.budgets import Spend, day_of
 from retarget.clock import wait_or_stop
 from retarget.store import keys
@@ -38,10 +39,30 @@ class Counters:
         # still has the latest counts in flight.
         self._flushing = asyncio.Lock()
 
-    def count(self, metric: str, *dimensions: str, amount: int | float = 1) -> None:
-        """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``."""
+    def count(
+        self, metric: str, *dimensions: str, amount: int | float = 1, at: float | None = None
+    ) -> None:
+        """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``,
+        of the UTC day of ``at`` (default: now)."""
         field = FIELD_SEPARATOR.join((metric, *dimensions))
-        self._stats[(day_of(self._now()), field)] += amount  # type: ignore[assignment]
+        day = day_of(self._now() if at is None else at)
+        self._stats[(day, field)] += amount  # type: ignore[assignment]
+
+    def conversion(self, conversion: Conversion) -> None:
+        """One conversion and its revenue, on the purchase's day, under the credited ad."""
+        touch = conversion.touch
+        dimensions = (
+            conversion.advertiser_id,
+            touch.campaign_id,
+            touch.creative_id,
+            touch.publisher_id,
+            touch.site_category,
+        )
+        self.count(conversion.metric, *dimensions, at=conversion.ts)
+        if conversion.revenue_micros:
+            self.count(
+                "revenue_micros", *dimensions, amount=conversion.revenue_micros, at=conversion.ts
+            )
 
     def serve(self, campaign_id: str) -> None:
         """One more impression of the campaign, for its budget."""
