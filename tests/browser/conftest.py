@@ -1,9 +1,11 @@
 """Browser tests: Debian's chromium, driven by playwright, against a real ``retarget serve``
 process with the demo seeded by ``retarget demo``.
 
-One browser and one service per session; each test gets a fresh browser context (no
-cookies). Without a ``chromium`` on PATH the tests are skipped, with the command that
-installs it; CI sets ``RETARGET_REQUIRE_BROWSER=1``, which turns that into a failure.
+One browser and one service per test module (playwright's sync API keeps an event loop
+running while it is open, which the async tests that follow must not find); each test gets
+a fresh browser context (no cookies). Without a ``chromium`` on PATH the tests are skipped,
+with the command that installs it; CI sets ``RETARGET_REQUIRE_BROWSER=1``, which turns that
+into a failure.
 Screenshots go to ``var/screenshots/`` (printed at the end of the run).
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from retarget.cli import seed_demo
 from retarget.settings import Settings
@@ -33,6 +35,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A shared 2-core CI machine can take seconds to decode a video or lay out a page.
+expect.set_options(timeout=10_000)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 _taken: list[Path] = []
 
@@ -48,7 +52,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str, service: Service) -> Iterator[Browser]:
     """Chromium, launched while the service (started first) boots."""
     with sync_playwright() as playwright:
@@ -66,7 +70,7 @@ class DemoService:
     service: Service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """``retarget serve`` on a free port, booting (not waited for yet)."""
     data_dir = tmp_path_factory.mktemp("demo-service")
@@ -80,7 +84,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         started.reap()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_service(service: Service) -> DemoService:
     """The service, ready and seeded by the same function as ``retarget demo --url``."""
     service.wait_ready()
