@@ -47,7 +47,9 @@ async def index() -> Response:
 
 
 @router.get("/shop")
-async def shop(catalog: FreshCatalog, utm_source: str | None = None) -> Response:
+async def shop(
+    catalog: FreshCatalog, utm_source: Annotated[str | None, Query(max_length=64)] = None
+) -> Response:
     site = _demo_site(catalog)
     return _page(
         "demo_shop.html",
