@@ -154,3 +154,12 @@ def test_rows_always_add_up_to_the_totals(stats: list[StatRow], group_by: list) 
         exact = [s.amount for s in stats if s.metric == column]
         if column in ("decisions", "impressions", "clicks"):
             assert report.totals[column] == sum(exact)
+
+
+def test_a_campaign_name_a_spreadsheet_would_run_as_a_formula_is_defused_in_csv() -> None:
+    named = {"c1": campaign("c1", 2.5).model_copy(update={"name": '=HYPERLINK("x")'})}
+
+    report = build_report(query(Dimension.CAMPAIGN), [row("impressions", 1)], named)
+
+    assert report.rows[0]["campaign_name"] == '=HYPERLINK("x")'  # JSON keeps the name as is
+    assert report.as_csv().splitlines()[1].startswith('c1,"\'=HYPERLINK(""x"")",')

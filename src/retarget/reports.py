@@ -225,8 +225,18 @@ class Report:
         columns = self.columns
         writer.writerow(columns)
         for row in self.rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+            writer.writerow([_csv_cell(row[c]) for c in columns])
         return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    """Empty for null; text a spreadsheet would run as a formula (a campaign named
+    ``=HYPERLINK(...)``) gets a leading apostrophe, as OWASP advises for CSV exports."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _dimension_columns(group_by: Iterable[Dimension]) -> list[str]:

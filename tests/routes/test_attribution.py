@@ -66,9 +66,12 @@ async def show_ad(client: httpx.AsyncClient, shop: Shop, uid: str | None = None)
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """No background counter flush: the report flushes what it reads, and the round-trip
-    count below must see the pixel's traffic alone."""
-    return settings.model_copy(update={"counters_flush_seconds": 3600})
+    """No background counter flush or catalog poll: the report flushes what it reads, this
+    worker's own changes reach its catalog at once, and the round-trip count below must
+    see the pixel's traffic alone."""
+    return settings.model_copy(
+        update={"counters_flush_seconds": 3600, "catalog_refresh_seconds": 3600}
+    )
 
 
 @pytest.fixture

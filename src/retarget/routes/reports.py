@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from retarget.api_keys import Role
-from retarget.errors import InvalidInput, NotFound
+from retarget.errors import Forbidden, InvalidInput, NotFound
 from retarget.reports import MAX_DAYS, build_report, report_query
 from retarget.routes.deps import Caller, FreshCatalog
 
@@ -125,9 +125,11 @@ async def get_report(
     ] = None,
 ) -> Response:
     """Advertiser keys see only their own advertiser; the admin any."""
+    if caller.role is Role.PUBLISHER:
+        raise Forbidden("a publisher key cannot read reports", field="Authorization")
     if advertiser_id is None:
         if caller.role is not Role.ADVERTISER:
-            raise InvalidInput("required with this key", field="advertiser_id")
+            raise InvalidInput("required with the admin token", field="advertiser_id")
         advertiser_id = caller.owner_id or ""
     caller.require_advertiser(advertiser_id)
     if advertiser_id not in catalog.advertisers:
@@ -137,7 +139,8 @@ async def get_report(
     query = report_query(advertiser_id, start, end, group_by, today)
 
     await state.counters.flush()  # this worker's latest counts; the others' within a flush
-    report = build_report(query, await state.reports.stat_rows(query.days), catalog.campaigns)
+    stats = await state.reports.stat_rows(query.days, advertiser_id)
+    report = build_report(query, stats, catalog.campaigns)
 
     wants_csv = (
         "text/csv" in request.headers.get("accept", "") if format is None else format == "csv"
