@@ -63,7 +63,7 @@ async def show(
     by_publisher = replace(by_category, group_by=(Dimension.PUBLISHER,))
 
     await state.counters.flush()  # this worker's latest counts, as GET /v1/reports does
-    stats = await state.reports.stat_rows(by_category.days)
+    stats = await state.reports.stat_rows(by_category.days, advertiser_id)
     reports = {
         q.group_by[0]: build_report(q, stats, catalog.campaigns)
         for q in (by_category, by_day, by_publisher)
