@@ -110,7 +110,7 @@ async def test_signing_in_sets_an_http_only_lax_session_cookie_without_the_key(
     assert {"httponly", "secure", "samesite=lax", "path=/dashboard"} <= flags
 
 
-@pytest.mark.parametrize("key", ["rt_adv_not-a-key", "", "%3Cscript%3E"])
+@pytest.mark.parametrize("key", ["rt_adv_not-a-key", "", "%3Cscript%3E", "x&a=1&b=2&c=3&d=4"])
 async def test_a_wrong_key_is_refused_with_the_form_again(
     client: httpx.AsyncClient, shop: Shop, key: str
 ) -> None:

@@ -88,7 +88,10 @@ async def show(
 async def sign_in(request: Request, catalog: FreshCatalog) -> Response:
     """Check the key from the form; on success the browser gets a signed session cookie."""
     body = await request.body()
-    form = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"), max_num_fields=4)
+    try:
+        form = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"), max_num_fields=4)
+    except ValueError:  # more fields than a sign-in form has: no key we could check
+        form = {}
     key = (form.get("api_key") or [""])[0]
     try:
         session = dashboard.sign_in(
