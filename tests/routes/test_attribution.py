@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from retarget.budgets import day_of
 from retarget.clock import FrozenClock
 from retarget.settings import Settings
 from retarget.signing import sign
+from tests.conftest import T0
 from tests.helpers import (
     ADMIN,
     Shop,
@@ -421,3 +423,40 @@ async def test_an_attributed_pixel_purchase_still_costs_exactly_one_redis_round_
 
     assert seen == ["EVALSHA"]
     assert conversions(await totals(client, shown.shop)) == (1, 0, 30)
+
+
+async def test_conversions_are_counted_in_the_metrics_by_kind(
+    client: httpx.AsyncClient, shown: Shown, clock: FrozenClock
+) -> None:
+    clock.advance(HOUR)
+    await buy(client, shown, "order-2")  # seen, not clicked: view-through
+    await shown.click(client)
+    await buy(client, shown, "order-3")
+
+    families = text_string_to_metric_families((await client.get("/metrics")).text)
+    counted = {
+        sample.labels["kind"]: sample.value
+        for family in families
+        if family.name == "retarget_conversions"
+        for sample in family.samples
+        if sample.name == "retarget_conversions_total"
+    }
+    assert counted == {"click": 1.0, "view": 1.0}
+
+
+async def test_a_users_export_shows_the_last_click_and_view_kept_for_attribution(
+    client: httpx.AsyncClient, shown: Shown, clock: FrozenClock
+) -> None:
+    clock.advance(HOUR)
+    await shown.click(client)
+
+    exported = (await client.get(f"/v1/users/cookie/{shown.uid}", headers=ADMIN)).json()
+
+    touch = {
+        "campaign_id": shown.ad["campaign_id"],
+        "creative_id": shown.ad["creative_id"],
+        "publisher_id": shown.shop.publisher_id,
+        "site_category": "social",
+    }
+    assert exported["last_views"] == {shown.shop.advertiser_id: {"ts": T0, **touch}}
+    assert exported["last_clicks"] == {shown.shop.advertiser_id: {"ts": T0 + HOUR, **touch}}

@@ -305,3 +305,20 @@ async def test_four_hundred_days_is_the_longest_report(client: httpx.AsyncClient
 
 
 assert T0 % DAY == 8 * 3600  # the fixture's now is 08:00 on DAY0
+
+
+async def test_the_api_document_shows_a_report_example_in_json_and_csv(
+    client: httpx.AsyncClient,
+) -> None:
+    operation = (await client.get("/openapi.json")).json()["paths"]["/v1/reports"]["get"]
+
+    content = operation["responses"]["200"]["content"]
+    assert set(content["application/json"]["example"]) >= {"rows", "totals", "group_by"}
+    assert content["text/csv"]["example"].startswith("day,")
+    assert {p["name"] for p in operation["parameters"]} >= {
+        "advertiser_id",
+        "start",
+        "end",
+        "group_by",
+        "format",
+    }

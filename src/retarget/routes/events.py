@@ -88,6 +88,7 @@ async def record_events(
             conversion := attribute(item.event, touches[item.index], advertiser)
         ):
             state.counters.conversion(conversion)
+            state.metrics.conversion(conversion.touch.kind)
     results = [
         EventResult(
             index=item.index,

@@ -91,6 +91,7 @@ async def pixel_hit(pixel_id: str, request: Request) -> Response:
         metrics.pixel("recorded" if recorded.new else "duplicate")
         if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
             state.counters.conversion(conversion)
+            metrics.conversion(conversion.touch.kind)
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain

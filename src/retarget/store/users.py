@@ -49,6 +49,9 @@ def _recorded(reply: Any) -> Recorded:
 class StoredProfile:
     memberships: list[Membership]
     last_purchases: dict[str, dict[str, Any]]  # advertiser id -> purchase
+    # advertiser id -> the user's last click on / view of its ads (attribution)
+    last_clicks: dict[str, Touch]
+    last_views: dict[str, Touch]
     seen_event_ids: list[tuple[str, int]]  # (advertiser id:event id, first seen)
     ttl_seconds: int | None
 
@@ -151,6 +154,8 @@ class UserStore:
             pipe.ttl(profile_key)
             fields, seen, ttl = await pipe.execute()
         memberships, purchases = [], {}
+        clicks: dict[str, Touch] = {}
+        views: dict[str, Touch] = {}
         for raw_name, raw_value in fields.items():
             name, value = raw_name.decode(), raw_value.decode()
             kind, _, ident = name.partition(":")
@@ -159,9 +164,15 @@ class UserStore:
                 memberships.append(Membership(ident, int(since), int(expires)))
             elif kind == "p":
                 purchases[ident] = decode_purchase(value)
+            elif kind in ("c", "v") and (
+                touch := decode_touch(TouchKind.CLICK if kind == "c" else TouchKind.VIEW, value)
+            ):
+                (clicks if kind == "c" else views)[ident] = touch
         return StoredProfile(
             memberships=sorted(memberships, key=lambda m: m.audience_id),
             last_purchases=purchases,
+            last_clicks=clicks,
+            last_views=views,
             seen_event_ids=[(member.decode(), int(score)) for member, score in seen],
             ttl_seconds=ttl if ttl >= 0 else None,
         )
