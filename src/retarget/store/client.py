@@ -9,6 +9,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from retarget.settings import Settings
+from retarget.store.autopipeline import AutoPipeline
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -30,4 +31,19 @@ def create_redis(settings: Settings) -> Redis:
         retry_on_timeout=False,
         client_name=f"retarget-{os.getpid()}",
         decode_responses=False,
+    )
+
+
+def create_autopipeline(settings: Settings) -> AutoPipeline:
+    """The hot paths' connection (decisions, the pixel): one per worker, same timeouts.
+
+    A cluster client would route each call by its key's hash slot to one such pipeline per
+    node; every hot-path call names keys of one user, hence one slot.
+    """
+    assert settings.redis_url is not None, "the CLI or the test harness sets redis_url"
+    return AutoPipeline(
+        settings.redis_url,
+        connect_timeout=settings.redis_connect_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+        client_name=f"retarget-{os.getpid()}",  # as the pooled client: one name per worker
     )

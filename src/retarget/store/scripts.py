@@ -1,4 +1,5 @@
-"""Loads the ``*.lua`` files beside this module as redis-py Script objects (EVALSHA)."""
+"""Loads the ``*.lua`` files beside this module, for redis-py (``Script``) or the hot paths'
+auto-pipeline (``LuaScript``); both call EVALSHA and fall back to EVAL after a Redis restart."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from retarget.store.autopipeline import LuaScript
+
+
+def script_source(name: str) -> str:
+    return files("retarget.store").joinpath(f"{name}.lua").read_text()
+
 
 def load_script(redis: Redis, name: str) -> AsyncScript:
     """EVALSHA on every call, falling back to EVAL once after a Redis restart (NOSCRIPT)."""
-    source = files("retarget.store").joinpath(f"{name}.lua").read_text()
-    return redis.register_script(source)
+    return redis.register_script(script_source(name))
+
+
+def lua_script(name: str) -> LuaScript:
+    return LuaScript(script_source(name))
