@@ -72,6 +72,12 @@ async def sign_in(client: httpx.AsyncClient, key: str) -> httpx.Response:
     )
 
 
+async def signed_in(client: httpx.AsyncClient, key: str) -> None:
+    """Sign in, and make sure it worked (so a later assertion is about the page)."""
+    response = await sign_in(client, key)
+    assert response.status_code == 303, response.text
+
+
 @pytest.fixture
 async def shop(client: httpx.AsyncClient) -> Shop:
     shop = await open_shop(client)
@@ -131,7 +137,7 @@ async def test_a_publisher_key_does_not_open_the_dashboard(
 async def test_the_dashboard_shows_the_advertisers_campaigns_with_status_and_pacing(
     client: httpx.AsyncClient, advertiser_key: str
 ) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     response = await client.get("/dashboard")
     assert response.status_code == 200
     page = Page(response.text)
@@ -149,7 +155,7 @@ async def test_the_dashboard_counts_clicks_and_impressions_by_site_category_and_
     assert (await client.get(urlsplit(ad["impression_url"]).path)).status_code == 200
     assert (await client.get(urlsplit(ad["click_url"]).path)).status_code == 302
 
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     page = Page((await client.get("/dashboard")).text)
     # site category, impressions, clicks, conversions, revenue, cost, ROAS
     assert page.rows("by-category") == [["social", "1", "1", "0", "0.00", "0.00", "0.00"]]
@@ -164,7 +170,7 @@ async def test_the_dashboard_counts_clicks_and_impressions_by_site_category_and_
 async def test_the_date_range_picker_chooses_the_days(
     client: httpx.AsyncClient, advertiser_key: str
 ) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     response = await client.get("/dashboard", params={"start": "2027-01-01", "end": "2027-01-15"})
     page = Page(response.text)
     assert page.chart_data["daily"]["labels"][0] == "2027-01-01"  # type: ignore[index]
@@ -179,7 +185,7 @@ async def test_the_date_range_picker_chooses_the_days(
 async def test_a_bad_date_range_is_an_error_naming_the_field(
     client: httpx.AsyncClient, advertiser_key: str, params: dict[str, str], field: str
 ) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     response = await client.get("/dashboard", params=params)
     assert response.status_code == 422
     assert response.json()["error"]["field"] == field
@@ -188,7 +194,7 @@ async def test_a_bad_date_range_is_an_error_naming_the_field(
 async def test_a_tampered_session_shows_the_sign_in_form(
     client: httpx.AsyncClient, advertiser_key: str
 ) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     value = client.cookies[SESSION_COOKIE]
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, re.sub(r"\.[0-9a-f]{64}$", "." + "0" * 64, value))
@@ -197,7 +203,7 @@ async def test_a_tampered_session_shows_the_sign_in_form(
 
 
 async def test_signing_out_ends_the_session(client: httpx.AsyncClient, advertiser_key: str) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     response = await client.post("/dashboard/sign-out")
     assert response.status_code == 303
     assert SESSION_COOKIE not in client.cookies
@@ -207,7 +213,7 @@ async def test_signing_out_ends_the_session(client: httpx.AsyncClient, advertise
 async def test_the_dashboard_loads_its_scripts_from_our_own_origin_only(
     client: httpx.AsyncClient, advertiser_key: str
 ) -> None:
-    await sign_in(client, advertiser_key)
+    await signed_in(client, advertiser_key)
     response = await client.get("/dashboard")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     sources = re.findall(r'<script src="([^"]+)"', response.text)
