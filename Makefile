@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The service with the demo seeded (shop, publishers, dashboard): the URLs are printed.
 run: $(STAMP)
-	$(BIN)/retarget serve
+	$(BIN)/retarget serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests loadtests

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,8 +33,10 @@ from retarget.routes import (
     advertisers,
     audiences,
     campaigns,
+    dashboard,
     decisions,
     delivery,
+    demo,
     errors,
     events,
     health,
@@ -194,8 +197,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         publishers,
         privacy,
         reports,
+        demo,
+        dashboard,
     ):
         app.include_router(module.router)
+    # The demo's and the dashboard's assets (charting library included): our own origin only.
+    app.mount("/static", StaticFiles(packages=[("retarget", "static")]), name="static")
     app.metrics = metrics
     app.limits = Limits(settings, clock.now, metrics)
     app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
