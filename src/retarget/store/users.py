@@ -114,9 +114,12 @@ class UserStore:
 
     async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         # Not redis-py's Script-in-pipeline: that sends SCRIPT EXISTS first, a second trip.
+        # The raw command, because a cluster pipeline blocks its ``evalsha`` method; it still
+        # routes each call by its first key (every key of a call shares the user's slot).
         async with self._redis.pipeline(transaction=False) as pipe:
+            sha = self._record.sha
             for script_keys, argv in calls:
-                pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *argv)
+                pipe.execute_command("EVALSHA", sha, len(script_keys), *script_keys, *argv)
             return list(await pipe.execute(raise_on_error=False))
 
     async def load(self, user: UserRef) -> StoredProfile:
