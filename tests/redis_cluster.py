@@ -68,13 +68,17 @@ def _ask(port: int, *command: str, timeout: float = 0.5) -> bytes:
 
 
 class LocalCluster:
-    """Three masters (no replicas) on free loopback ports, each in its own directory."""
+    """Three masters (no replicas) on free loopback ports, each in its own directory.
 
-    def __init__(self, directory: Path, masters: int = 3) -> None:
+    ``full_coverage=False`` sets ``cluster-require-full-coverage no``: the live masters keep
+    serving their slots while another master is down (for outage tests)."""
+
+    def __init__(self, directory: Path, masters: int = 3, *, full_coverage: bool = True) -> None:
         self.directory = directory
         self.masters = masters
+        self.full_coverage = full_coverage
         self.ports: list[int] = []
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def url(self) -> str:
@@ -87,7 +91,7 @@ class LocalCluster:
         self.ports = _free_ports(self.masters)
         try:
             for port in self.ports:
-                self.processes.append(self._start_node(port))
+                self.processes[port] = self._start_node(port)
             for port in self.ports:
                 self._wait(deadline, port, "PING", b"+PONG")
             nodes = [f"127.0.0.1:{port}" for port in self.ports]
@@ -110,6 +114,19 @@ class LocalCluster:
             self.stop()
             raise
 
+    def kill(self, port: int) -> None:
+        """SIGKILL one node, as a crash would."""
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait()
+
+    def restart(self, port: int, timeout: float = 20.0) -> None:
+        """Start a killed node again from its ``nodes.conf``; wait until the cluster is ok."""
+        deadline = time.monotonic() + timeout
+        self.processes[port] = self._start_node(port)
+        for each in self.ports:
+            self._wait(deadline, each, "CLUSTER INFO", b"cluster_state:ok")
+
     def _start_node(self, port: int) -> subprocess.Popen[bytes]:
         node_dir = self.directory / str(port)
         node_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +138,7 @@ class LocalCluster:
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "5000",
+            "--cluster-require-full-coverage", "yes" if self.full_coverage else "no",
             "--appendonly", "no",
             "--save", "",
             "--daemonize", "no",
@@ -137,7 +155,7 @@ class LocalCluster:
 
     def _wait(self, deadline: float, port: int, command: str, expected: bytes) -> None:
         while time.monotonic() < deadline:
-            for process in self.processes:
+            for process in self.processes.values():
                 if process.poll() is not None:
                     raise EmbeddedRedisError(f"a cluster node exited with {process.returncode}")
             with contextlib.suppress(OSError):
@@ -148,7 +166,7 @@ class LocalCluster:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate every node (SIGKILL the ones that hang); safe to call twice."""
-        processes, self.processes = self.processes, []
+        processes, self.processes = list(self.processes.values()), {}
         for process in processes:
             if process.poll() is None:
                 process.terminate()
@@ -161,8 +179,9 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def running_cluster(directory: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(directory)
+def running_cluster(directory: Path, *, full_coverage: bool = True) -> Iterator[LocalCluster]:
+    """A started cluster, stopped on leaving the block whatever happened."""
+    cluster = LocalCluster(directory, full_coverage=full_coverage)
     cluster.start()
     try:
         yield cluster

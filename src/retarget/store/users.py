@@ -99,27 +99,28 @@ class UserStore:
     async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
         calls = [self._args(recording, now) for recording in recordings]
-        results = await self._evalsha_all(calls)
+        results = await self._run_all("EVALSHA", self._record.sha, calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:  # Redis restarted and forgot the script: those calls did nothing yet.
-            self._record.sha = await self._redis.script_load(self._record.script)
-            for i, result in zip(
-                missing, await self._evalsha_all([calls[i] for i in missing]), strict=False
-            ):
+            # EVAL (which caches the script) on the nodes that said NOSCRIPT, not SCRIPT LOAD,
+            # which a cluster client sends to every master, dead ones included.
+            again = await self._run_all("EVAL", self._record.script, [calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
                 results[i] = result
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return [bool(r) for r in results]
 
-    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def _run_all(
+        self, command: str, script: str, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
         # Not redis-py's Script-in-pipeline: that sends SCRIPT EXISTS first, a second trip.
         # The raw command, because a cluster pipeline blocks its ``evalsha`` method; it still
         # routes each call by its first key (every key of a call shares the user's slot).
         async with self._redis.pipeline(transaction=False) as pipe:
-            sha = self._record.sha
             for script_keys, argv in calls:
-                pipe.execute_command("EVALSHA", sha, len(script_keys), *script_keys, *argv)
+                pipe.execute_command(command, script, len(script_keys), *script_keys, *argv)
             return list(await pipe.execute(raise_on_error=False))
 
     async def load(self, user: UserRef) -> StoredProfile:
