@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,8 @@ from retarget.settings import Settings
 from retarget.store import keys
 from retarget.users import Namespace, UserRef, new_cookie_id
 from tests.cluster.conftest import LocalCluster
+from tests.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import Service, service_env
 from tests.helpers import (
     ADMIN,
     Shop,
@@ -391,3 +394,42 @@ async def test_probes_without_redis_answer_on_a_cluster(
     client: httpx.AsyncClient, path: str
 ) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+# ---- a real ``retarget serve`` -------------------------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_retarget_serve_pointed_at_a_cluster_serves_a_buyer_until_the_cap(
+    cluster: LocalCluster, redis: RedisCluster, tmp_path: Path
+) -> None:
+    """The service as an operator runs it: two settings, nothing else, real time."""
+    env = service_env(
+        tmp_path,
+        redis_url=cluster.url,
+        redis_cluster="true",
+        admin_token=ADMIN_TOKEN,
+        secret_key="test-secret-key",
+        decision_deadline_ms="2000",
+    )
+    service = Service(env, tmp_path / "service.log")
+    try:
+        await asyncio.to_thread(service.wait_ready)
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as client:
+            shop = await open_shop(client)
+            campaign = await campaign_capped_at(client, shop, 2)
+            for uid in (await buyer_on_each_master(redis)).values():
+                await purchase(client, shop.pixel_id, uid)
+                first = ad_in(await decide(client, shop.api_key, uid))
+                second = ad_in(await decide(client, shop.api_key, uid))
+                capped = await decide(client, shop.api_key, uid)
+                tracked = await client.get(urlsplit(first["impression_url"]).path)
+
+                assert first is not None
+                assert first["campaign_id"] == campaign["id"]
+                assert second is not None
+                assert ad_in(capped) is None
+                assert tracked.status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        service.reap()
