@@ -10,7 +10,6 @@ from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
@@ -38,7 +37,7 @@ from retarget.routes import (
 )
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
-from retarget.store.client import create_redis
+from retarget.store.client import RedisClient, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
@@ -53,7 +52,7 @@ class State(TypedDict):
 
     settings: Settings
     clock: Clock
-    redis: Redis
+    redis: RedisClient
     catalog: LiveCatalog
     users: UserStore
     counters: Counters

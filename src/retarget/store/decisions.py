@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from retarget.decisions import Plan
 from retarget.store import keys
+from retarget.store.client import RedisClient
 from retarget.store.scripts import load_script
 from retarget.store.users import decode_purchase
 from retarget.users import UserRef
@@ -28,7 +27,7 @@ class ScriptOutcome:
 
 
 class DecisionStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._decide = load_script(redis, "decide")
 
     async def decide(

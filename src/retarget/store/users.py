@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
+from retarget.store.client import RedisClient
 from retarget.store.scripts import load_script
 from retarget.users import UserRef
 
@@ -63,7 +63,7 @@ def decode_purchase(raw: bytes | str) -> dict[str, Any]:
 
 class UserStore:
     def __init__(
-        self, redis: Redis, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
+        self, redis: RedisClient, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
     ) -> None:
         self._redis = redis
         self._record = load_script(redis, "record_event")
