@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from retarget.logs import startup_fields
 from retarget.settings import SettingsError, load_settings
 
 
@@ -46,3 +47,12 @@ def test_the_cluster_flag_is_read_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("RETARGET_REDIS_CLUSTER", "true")
 
     assert load_settings().redis_cluster is True
+
+
+def test_the_starting_line_says_redis_is_a_cluster_without_naming_its_nodes() -> None:
+    settings = load_settings(redis_url="redis://:pw@cfg.cache.internal:6379", redis_cluster=True)
+
+    fields = startup_fields(settings)
+
+    assert fields["redis"] == "cluster"
+    assert "cfg.cache.internal" not in str(fields)
