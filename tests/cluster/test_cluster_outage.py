@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from retarget.clock import FrozenClock
+from retarget.embedded_redis import free_port
+from retarget.settings import Settings
 from retarget.store import keys
 from tests.cluster.test_cluster import ad_in, buyer_on_each_master, campaign_capped_at
-from tests.helpers import Shop, decide, open_shop, purchase
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import ADMIN, Shop, decide, open_shop, purchase, serving
 from tests.redis_cluster import LocalCluster, running_cluster
 
 NO_FILL = "x-retarget-no-fill"
@@ -84,3 +89,28 @@ async def test_once_the_master_is_back_decisions_and_readiness_recover_by_themse
 
     assert ad_in(response) is not None
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_with_no_node_reachable_the_service_starts_and_answers_503_not_500(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """redis-py says "cannot connect to the cluster" with an exception outside RedisError;
+    the service must treat it as what it is, Redis down."""
+    nowhere = Settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}",
+        redis_cluster=True,
+        admin_token=ADMIN_TOKEN,
+        secret_key="test-secret-key",
+        data_dir=tmp_path,
+    )
+
+    async with serving(nowhere, clock) as client:
+        ready = await client.get("/readyz")
+        created = await client.post(
+            "/v1/advertisers", json={"name": "Shop", "domain": "shop.example.com"}, headers=ADMIN
+        )
+
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "redis_unavailable"
+    assert created.status_code == 503
+    assert created.json()["error"]["code"] == "unavailable"
