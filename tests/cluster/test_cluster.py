@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -322,7 +323,7 @@ async def test_every_script_call_keeps_its_keys_in_one_slot(
     assert set(called) == set(SCRIPTS), called
 
 
-async def test_a_decision_on_a_cluster_costs_exactly_one_redis_command(
+async def test_each_hot_request_on_a_cluster_costs_exactly_one_redis_command(
     settings: Settings, clock: FrozenClock, redis: RedisCluster, cluster: LocalCluster
 ) -> None:
     """Counted by the nodes: with a zero SLOWLOG threshold each node logs every command a
@@ -332,24 +333,36 @@ async def test_a_decision_on_a_cluster_costs_exactly_one_redis_command(
         update={"catalog_refresh_seconds": 3600, "counters_flush_seconds": 3600}
     )
     servers = await nodes(cluster)
+
+    async def commands_of(request: Awaitable[httpx.Response]) -> list[bytes]:
+        for server in servers:
+            await server.slowlog_reset()
+        assert (await request).status_code < 400
+        entries = [entry for server in servers for entry in await server.slowlog_get(1000)]
+        return [command[0].upper() for command in sent_by_the_service(entries)]
+
     try:
         async with serving(quiet, clock) as client:
             shop = await open_shop(client)
             await campaign_capped_at(client, shop, 5)
             uid = await purchase(client, shop.pixel_id)
-            await decide(client, shop.api_key, uid)  # the first call may load the script
+            ad = ad_in(await decide(client, shop.api_key, uid))  # loads the scripts
+            assert ad is not None
+            await client.get(urlsplit(ad["impression_url"]).path)
             for server in servers:
                 await server.config_set("slowlog-log-slower-than", 0)
-                await server.slowlog_reset()
-            response = await decide(client, shop.api_key, uid)
-            entries = [entry for server in servers for entry in await server.slowlog_get(1000)]
+
+            pixel = await commands_of(fire_pixel(client, shop.pixel_id, uid, cat="books"))
+            decision = await commands_of(decide(client, shop.api_key, uid))
+            click = await commands_of(client.get(urlsplit(ad["click_url"]).path))
     finally:
         for server in servers:
             await server.config_set("slowlog-log-slower-than", 10_000)
             await server.aclose()
 
-    assert ad_in(response) is not None
-    assert [command[0].upper() for command in sent_by_the_service(entries)] == [b"EVALSHA"]
+    assert pixel == [b"EVALSHA"]
+    assert decision == [b"EVALSHA"]
+    assert click == [b"EVALSHA"]
 
 
 async def test_scripts_a_cluster_forgot_are_loaded_again_on_the_node_that_runs_them(
