@@ -68,14 +68,25 @@ def _ask(port: int, *command: str, timeout: float = 0.5) -> bytes:
 
 
 class LocalCluster:
-    """Three masters (no replicas) on free loopback ports, each in its own directory.
+    """Three masters on free loopback ports, each node in its own directory; with
+    ``replicas=1``, one replica per master (which takes over when its master dies).
 
     ``full_coverage=False`` sets ``cluster-require-full-coverage no``: the live masters keep
     serving their slots while another master is down (for outage tests)."""
 
-    def __init__(self, directory: Path, masters: int = 3, *, full_coverage: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        masters: int = 3,
+        *,
+        replicas: int = 0,
+        full_coverage: bool = True,
+        node_timeout_ms: int = 5000,
+    ) -> None:
         self.directory = directory
         self.masters = masters
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         self.full_coverage = full_coverage
         self.ports: list[int] = []
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -88,7 +99,7 @@ class LocalCluster:
     def start(self, timeout: float = 20.0) -> None:
         """Start the nodes, join them with ``redis-cli --cluster create``, wait until ok."""
         deadline = time.monotonic() + timeout
-        self.ports = _free_ports(self.masters)
+        self.ports = _free_ports(self.masters * (1 + self.replicas))
         try:
             for port in self.ports:
                 self.processes[port] = self._start_node(port)
@@ -96,7 +107,7 @@ class LocalCluster:
                 self._wait(deadline, port, "PING", b"+PONG")
             nodes = [f"127.0.0.1:{port}" for port in self.ports]
             command = [find_redis_cli(), "--cluster", "create", *nodes]
-            command += ["--cluster-replicas", "0", "--cluster-yes"]
+            command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
             create = subprocess.run(
                 command,
                 capture_output=True,
@@ -137,7 +148,7 @@ class LocalCluster:
             "--dir", str(node_dir),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
             "--cluster-require-full-coverage", "yes" if self.full_coverage else "no",
             "--appendonly", "no",
             "--save", "",
