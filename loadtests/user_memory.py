@@ -22,7 +22,7 @@ from retarget.audiences import DAY, Membership
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.events import Event, EventType
 from retarget.settings import Settings
-from retarget.store.keys import user_keys as keys_of
+from retarget.store.keys import user_profile, user_seen_events
 from retarget.store.scripts import load_script
 from retarget.store.users import Recording, UserStore
 from retarget.users import Namespace, UserRef, new_cookie_id
@@ -74,13 +74,13 @@ async def measure(url: str, users: int) -> None:
             batch = [
                 buyer(advertiser_id, audience_ids, now) for _ in range(min(BATCH, users - first))
             ]
-            if not all(await store.record_many(batch, now)):
+            if not all(r.new for r in await store.record_many(batch, now)):
                 raise SystemExit("a fresh order id was reported as a duplicate")
         elapsed = time.perf_counter() - started
         after = (await redis.info("memory"))["used_memory"]
         key_count = await redis.dbsize()
         sample = batch[0].user
-        profile, seen = keys_of(sample)
+        profile, seen = user_profile(sample), user_seen_events(sample)
         profile_bytes, seen_bytes = (
             await redis.memory_usage(profile),
             await redis.memory_usage(seen),

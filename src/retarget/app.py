@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
+from retarget.advertisers import MAX_WINDOW_DAYS
 from retarget.audiences import DAY
 from retarget.body_limit import BodyLimit
 from retarget.catalog import LiveCatalog
@@ -33,6 +34,7 @@ from retarget.routes import (
     pixel,
     privacy,
     publishers,
+    reports,
     tracking,
 )
 from retarget.server_events import EventBatch
@@ -41,6 +43,7 @@ from retarget.store.client import RedisClient, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
+from retarget.store.reports import ReportStore
 from retarget.store.tracking import TrackingStore
 from retarget.store.users import UserStore
 
@@ -59,6 +62,7 @@ class State(TypedDict):
     metrics: Metrics
     decider: Decider
     tracking: TrackingStore
+    reports: ReportStore
 
 
 class RetargetApp(FastAPI):
@@ -116,8 +120,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
-                    attribution_seconds=window,
+                    # The last click and view must outlive the longest attribution window.
+                    attribution_seconds=max(window, MAX_WINDOW_DAYS * DAY),
                 ),
+                reports=ReportStore(redis),
             )
         finally:
             stop.set()
@@ -148,6 +154,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         campaigns,
         publishers,
         privacy,
+        reports,
     ):
         app.include_router(module.router)
     app.metrics = metrics

@@ -62,6 +62,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        conversions = Counter(
+            "retarget_conversions_total",
+            "Purchases credited to an ad, by kind (click: click-through, view: view-through).",
+            ["kind"],
+            registry=r,
+        )
+        self._conversions = {k: conversions.labels(k) for k in ("click", "view")}
         self._redis_seconds = Histogram(
             "retarget_redis_call_duration_seconds",
             "Time of the hot paths' Redis round trips, by operation.",
@@ -100,6 +107,9 @@ class Metrics:
                 self._events.labels(result).inc(count)
         if rejected:
             self._events.labels("rejected").inc(rejected)
+
+    def conversion(self, kind: str) -> None:
+        self._conversions[kind].inc()
 
     def redis_call(self, operation: str, seconds: float, failed: bool = False) -> None:
         self._child(self._redis_seconds, operation).observe(seconds)

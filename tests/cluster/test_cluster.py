@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Awaitable
 from importlib.resources import files
 from pathlib import Path
@@ -158,7 +159,14 @@ async def test_impressions_and_clicks_are_counted_once_and_flushed_to_the_report
             for url in (ad["click_url"], ad["click_url"]):
                 assert (await client.get(urlsplit(url).path)).status_code == 302
     # Leaving ``serving`` shut the app down cleanly, which flushed its counters.
+    async with serving(settings, clock) as client:
+        today = time.strftime("%Y-%m-%d", time.gmtime(clock.now()))
+        params = {"advertiser_id": shop.advertiser_id, "start": today, "end": today}
+        report = await client.get("/v1/reports", params=params, headers=ADMIN)
 
+    assert report.status_code == 200, report.text
+    assert report.json()["totals"]["impressions"] == len(buyers)
+    assert report.json()["totals"]["clicks"] == len(buyers)
     stats = await redis.hgetall(keys.stats(day_of(clock.now())))
     spend = await redis.hgetall(keys.SPEND_TOTAL)
     totals: dict[str, int] = {}

@@ -37,6 +37,9 @@ class AdvertiserOut(BaseModel):
     domain: str
     pixel_id: str
     created_at: datetime
+    click_window_days: int
+    view_window_days: int
+    currency: str | None
 
 
 class AdvertiserCreated(AdvertiserOut):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from retarget import signing
+from retarget.attribution import Touch, attribute
 from retarget.errors import InvalidJson, Unauthorized
 from retarget.recording import recordings_for
 from retarget.server_events import EventBatch, parse_batch
@@ -76,7 +77,18 @@ async def record_events(
             owners.append(item.index)
     recorded = await state.users.record_many(recordings, now)  # Redis down: 503, retry
 
-    new = {index for index, was_new in zip(owners, recorded, strict=True) if was_new}
+    new: set[int] = set()
+    touches: dict[int, list[Touch]] = {}  # of every identifier of the event
+    for index, result in zip(owners, recorded, strict=True):
+        if result.new:
+            new.add(index)
+            touches.setdefault(index, []).extend(result.touches)
+    for item in parsed:  # one conversion per event, however many identifiers it names
+        if touches.get(item.index) and (
+            conversion := attribute(item.event, touches[item.index], advertiser)
+        ):
+            state.counters.conversion(conversion)
+            state.metrics.conversion(conversion.touch.kind)
     results = [
         EventResult(
             index=item.index,

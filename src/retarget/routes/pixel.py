@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from retarget import pixel, privacy, users
+from retarget.attribution import attribute
 from retarget.errors import InvalidInput
 from retarget.recording import recordings_for
 
@@ -87,7 +88,10 @@ async def pixel_hit(pixel_id: str, request: Request) -> Response:
         response = _gif(503, "unavailable: try again")
     else:
         metrics.redis_call("record_event", time.perf_counter() - started)
-        metrics.pixel("recorded" if recorded else "duplicate")
+        metrics.pixel("recorded" if recorded.new else "duplicate")
+        if recorded.touches and (conversion := attribute(event, recorded.touches, advertiser)):
+            state.counters.conversion(conversion)
+            metrics.conversion(conversion.touch.kind)
     # Written by hand: Starlette's set_cookie goes through http.cookies, a measurable share
     # of a pixel hit. The id is ours (URL-safe base64), the domain comes from settings.
     domain = state.settings.cookie_domain

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retarget import privacy, users
+from retarget.attribution import Touch
 from retarget.audiences import eligible_from
 from retarget.routes.deps import Admin, FreshCatalog, UsersDep
 
@@ -57,11 +58,25 @@ class MembershipOut(BaseModel):
     active: bool
 
 
+class TouchOut(BaseModel):
+    ts: int
+    campaign_id: str
+    creative_id: str
+    publisher_id: str
+    site_category: str
+
+
 class UserExport(BaseModel):
     namespace: users.Namespace
     id: str
     memberships: list[MembershipOut]
     last_purchases: dict[str, dict[str, object]]
+    last_clicks: dict[str, TouchOut] = Field(
+        description="Per advertiser, the user's last click on its ads (for attribution)."
+    )
+    last_views: dict[str, TouchOut] = Field(
+        description="Per advertiser, the user's last view of its ads (for attribution)."
+    )
     seen_event_ids: list[tuple[str, int]]
     ttl_seconds: int | None
 
@@ -93,8 +108,20 @@ async def export_user(
         id=user.id,
         memberships=memberships,
         last_purchases=stored.last_purchases,
+        last_clicks={a: _touch(t) for a, t in stored.last_clicks.items()},
+        last_views={a: _touch(t) for a, t in stored.last_views.items()},
         seen_event_ids=stored.seen_event_ids,
         ttl_seconds=stored.ttl_seconds,
+    )
+
+
+def _touch(touch: Touch) -> TouchOut:
+    return TouchOut(
+        ts=touch.ts,
+        campaign_id=touch.campaign_id,
+        creative_id=touch.creative_id,
+        publisher_id=touch.publisher_id,
+        site_category=touch.site_category,
     )
 
 

@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
+from retarget.attribution import Conversion
 from retarget.budgets import Spend, day_of
 from retarget.clock import wait_or_stop
 from retarget.store import keys
@@ -33,11 +34,34 @@ class Counters:
         self._total: dict[str, int] = {}
         self._today: dict[str, int] = {}
         self._today_day = ""
+        # One flush at a time: a report's flush must not return while the background one
+        # still has the latest counts in flight.
+        self._flushing = asyncio.Lock()
 
-    def count(self, metric: str, *dimensions: str, amount: int | float = 1) -> None:
-        """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``."""
+    def count(
+        self, metric: str, *dimensions: str, amount: int | float = 1, at: float | None = None
+    ) -> None:
+        """Add to a report counter: ``metric|advertiser|campaign|creative|publisher|category``,
+        of the UTC day of ``at`` (default: now)."""
         field = FIELD_SEPARATOR.join((metric, *dimensions))
-        self._stats[(day_of(self._now()), field)] += amount  # type: ignore[assignment]
+        day = day_of(self._now() if at is None else at)
+        self._stats[(day, field)] += amount  # type: ignore[assignment]
+
+    def conversion(self, conversion: Conversion) -> None:
+        """One conversion and its revenue, on the purchase's day, under the credited ad."""
+        touch = conversion.touch
+        dimensions = (
+            conversion.advertiser_id,
+            touch.campaign_id,
+            touch.creative_id,
+            touch.publisher_id,
+            touch.site_category,
+        )
+        self.count(conversion.metric, *dimensions, at=conversion.ts)
+        if conversion.revenue_micros:
+            self.count(
+                "revenue_micros", *dimensions, amount=conversion.revenue_micros, at=conversion.ts
+            )
 
     def serve(self, campaign_id: str) -> None:
         """One more impression of the campaign, for its budget."""
@@ -50,7 +74,12 @@ class Counters:
         return Spend(total=self._total.get(campaign_id, 0) + local, today=today + local)
 
     async def flush(self) -> None:
-        """One round trip: add what we counted, read back global spend."""
+        """One round trip: add what we counted, read back global spend. When it returns,
+        everything counted before the call is in Redis."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         stats, served = self._stats, self._served
         self._stats, self._served = Counter(), Counter()
         day = day_of(self._now())

@@ -1,4 +1,5 @@
--- Record one event for one user: dedup, audience memberships, last purchase, TTLs.
+-- Record one event for one user: dedup, audience memberships, last purchase, TTLs, and
+-- for a purchase the user's last click and view of the advertiser's ads (attribution).
 --
 -- KEYS[1]  user profile hash   {u:..}:p   m:<audience> -> "<since>:<expires>", p:<advertiser> -> JSON
 -- KEYS[2]  seen events zset    {u:..}:e   "<advertiser>:<id>" scored by first sight
@@ -9,9 +10,14 @@
 -- ARGV[5]  last-purchase field, "" when the event is not a purchase
 -- ARGV[6]  last-purchase JSON, starting with {"ts":<unix seconds>
 -- ARGV[7]  seconds to keep a profile that has no membership left
--- ARGV[8..] triples: membership field, since, expires (unix seconds)
+-- ARGV[8]  last-click field c:<advertiser>, "" when the event is not a purchase
+-- ARGV[9]  last-view field v:<advertiser>, "" when the event is not a purchase
+-- ARGV[10..] triples: membership field, since, expires (unix seconds)
 --
--- Returns 1 when recorded, 0 when the dedup member was already seen (nothing written).
+-- Returns 0 when the dedup member was already seen (nothing written); 1 when recorded;
+-- for a recorded purchase {1, last click JSON or "", last view JSON or ""} instead, so the
+-- caller can credit a conversion without another round trip. The touches stay: every
+-- purchase inside a window is a conversion.
 -- Memberships only move forward: the later "since" (a new purchase restarts delay_days)
 -- and the later expiry win, so out-of-order events cannot shorten a membership.
 
@@ -28,7 +34,7 @@ if ARGV[2] ~= "" then
 end
 
 local keep_until = now + tonumber(ARGV[7])
-for i = 8, #ARGV, 3 do
+for i = 10, #ARGV, 3 do
     local field, since, expires = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
     local old = redis.call("HGET", KEYS[1], field)
     if old then
@@ -78,5 +84,10 @@ local ttl = redis.call("TTL", KEYS[1])
 local wanted = keep_until - now
 if wanted > ttl then
     redis.call("EXPIRE", KEYS[1], wanted)
+end
+if ARGV[8] ~= "" then
+    local click = redis.call("HGET", KEYS[1], ARGV[8]) or ""
+    local view = redis.call("HGET", KEYS[1], ARGV[9]) or ""
+    return {1, click, view}
 end
 return 1

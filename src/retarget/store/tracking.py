@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from retarget.attribution import Touch, TouchKind
 from retarget.store import keys
 from retarget.store.client import RedisClient
 from retarget.store.scripts import load_script
@@ -22,15 +23,7 @@ class TrackingStore:
     async def track(self, kind: str, claims: Claims, now: float) -> bool:
         """True the first time this token is seen for ``kind`` (imp or click)."""
         user = UserRef(Namespace(claims.namespace), claims.user_id)
-        touch = orjson.dumps(
-            {
-                "ts": int(now),
-                "campaign": claims.campaign_id,
-                "creative": claims.creative_id,
-                "publisher": claims.publisher_id,
-                "category": claims.site_category,
-            }
-        )
+        touch = encode_touch(claims, now)
         field = keys.last_touch_field("click" if kind == "click" else "view", claims.advertiser_id)
         return bool(
             await self._track(
@@ -45,3 +38,34 @@ class TrackingStore:
                 ],
             )
         )
+
+
+def encode_touch(claims: Claims, now: float) -> bytes:
+    """``{"ts":..}`` first: the scripts read it with a pattern (profile trimming)."""
+    return orjson.dumps(
+        {
+            "ts": int(now),
+            "campaign": claims.campaign_id,
+            "creative": claims.creative_id,
+            "publisher": claims.publisher_id,
+            "category": claims.site_category,
+        }
+    )
+
+
+def decode_touch(kind: TouchKind, raw: bytes | str) -> Touch | None:
+    """A stored last click or view; None when absent or unreadable."""
+    if not raw:
+        return None
+    try:
+        stored = orjson.loads(raw)
+        return Touch(
+            kind=kind,
+            ts=int(stored["ts"]),
+            campaign_id=str(stored["campaign"]),
+            creative_id=str(stored["creative"]),
+            publisher_id=str(stored["publisher"]),
+            site_category=str(stored["category"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

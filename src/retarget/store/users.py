@@ -9,11 +9,13 @@ from typing import Any
 import orjson
 from redis.exceptions import NoScriptError
 
+from retarget.attribution import Touch, TouchKind
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
 from retarget.store.client import RedisClient
 from retarget.store.scripts import load_script
+from retarget.store.tracking import decode_touch
 from retarget.users import UserRef
 
 
@@ -27,9 +29,29 @@ class Recording:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording did: ``new`` is False for an event id seen before (nothing written).
+    A new purchase carries the user's last click and view of the advertiser's ads."""
+
+    new: bool
+    touches: tuple[Touch, ...] = ()
+
+
+def _recorded(reply: Any) -> Recorded:
+    if not isinstance(reply, list):
+        return Recorded(bool(reply))
+    _, click, view = reply
+    touches = (decode_touch(TouchKind.CLICK, click), decode_touch(TouchKind.VIEW, view))
+    return Recorded(True, tuple(t for t in touches if t is not None))
+
+
+@dataclass(frozen=True, slots=True)
 class StoredProfile:
     memberships: list[Membership]
     last_purchases: dict[str, dict[str, Any]]  # advertiser id -> purchase
+    # advertiser id -> the user's last click on / view of its ads (attribution)
+    last_clicks: dict[str, Touch]
+    last_views: dict[str, Touch]
     seen_event_ids: list[tuple[str, int]]  # (advertiser id:event id, first seen)
     ttl_seconds: int | None
 
@@ -74,10 +96,12 @@ class UserStore:
     def _args(self, recording: Recording, now: float) -> tuple[list[str], list[Any]]:
         event, user = recording.event, recording.user
         dedup = f"{event.advertiser_id}:{event.dedup_id}" if event.dedup_id else ""
-        purchase_field, purchase = "", b""
+        purchase_field, purchase, click_field, view_field = "", b"", "", ""
         if event.type is EventType.PURCHASE:
             purchase_field = keys.last_purchase_field(event.advertiser_id)
             purchase = encode_purchase(event)
+            click_field = keys.last_touch_field("click", event.advertiser_id)
+            view_field = keys.last_touch_field("view", event.advertiser_id)
         argv: list[Any] = [
             int(now),
             dedup,
@@ -86,17 +110,19 @@ class UserStore:
             purchase_field,
             purchase,
             self._keep,
+            click_field,
+            view_field,
         ]
         for m in recording.memberships:
             argv += [keys.membership_field(m.audience_id), m.since, m.expires]
         return [keys.user_profile(user), keys.user_seen_events(user)], argv
 
-    async def record(self, recording: Recording, now: float) -> bool:
-        """Record in one round trip (one EVALSHA); False when the event id was already seen."""
+    async def record(self, recording: Recording, now: float) -> Recorded:
+        """Record in one round trip (one EVALSHA)."""
         script_keys, argv = self._args(recording, now)
-        return bool(await self._record(keys=script_keys, args=argv))
+        return _recorded(await self._record(keys=script_keys, args=argv))
 
-    async def record_many(self, recordings: Sequence[Recording], now: float) -> list[bool]:
+    async def record_many(self, recordings: Sequence[Recording], now: float) -> list[Recorded]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
         calls = [self._args(recording, now) for recording in recordings]
         results = await self._run_all("EVALSHA", self._record.sha, calls)
@@ -110,7 +136,7 @@ class UserStore:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return [bool(r) for r in results]
+        return [_recorded(r) for r in results]
 
     async def _run_all(
         self, command: str, script: str, calls: list[tuple[list[str], list[Any]]]
@@ -132,6 +158,8 @@ class UserStore:
             pipe.ttl(profile_key)
             fields, seen, ttl = await pipe.execute()
         memberships, purchases = [], {}
+        clicks: dict[str, Touch] = {}
+        views: dict[str, Touch] = {}
         for raw_name, raw_value in fields.items():
             name, value = raw_name.decode(), raw_value.decode()
             kind, _, ident = name.partition(":")
@@ -140,9 +168,15 @@ class UserStore:
                 memberships.append(Membership(ident, int(since), int(expires)))
             elif kind == "p":
                 purchases[ident] = decode_purchase(value)
+            elif kind in ("c", "v") and (
+                touch := decode_touch(TouchKind.CLICK if kind == "c" else TouchKind.VIEW, value)
+            ):
+                (clicks if kind == "c" else views)[ident] = touch
         return StoredProfile(
             memberships=sorted(memberships, key=lambda m: m.audience_id),
             last_purchases=purchases,
+            last_clicks=clicks,
+            last_views=views,
             seen_event_ids=[(member.decode(), int(score)) for member, score in seen],
             ttl_seconds=ttl if ttl >= 0 else None,
         )
