@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from retarget.advertisers import MAX_WINDOW_DAYS
 from retarget.audiences import DAY
@@ -20,7 +20,7 @@ from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
 from retarget.decisions import DecisionRequest, NoFill
-from retarget.hot_paths import HotPaths, route_template
+from retarget.hot_paths import HotPaths, route, route_template
 from retarget.metrics import Metrics, RequestTimer
 from retarget.routes import (
     advertisers,
@@ -39,7 +39,7 @@ from retarget.routes import (
 )
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
-from retarget.store.client import RedisClient, create_redis
+from retarget.store.client import RedisClient, create_autopipeline, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
@@ -66,15 +66,23 @@ class State(TypedDict):
 
 
 class RetargetApp(FastAPI):
-    """FastAPI with pure ASGI layers outermost: request timing, the body size limit, then the
-    hot paths, which thereby skip every framework middleware (see hot_paths)."""
+    """FastAPI, except for the hot paths: uvicorn's requests for those go straight to
+    ``HotPaths`` (see hot_paths); every other request passes pure ASGI layers, request
+    timing and the body size limit, then FastAPI's own stack."""
 
     body_limits: tuple[int, dict[str, int]] = (64 * 1024, {})
     metrics: Metrics
+    hot_paths: HotPaths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (found := route(scope["method"], scope["path"])):
+            await self.hot_paths.serve(found, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         default, per_path = self.body_limits
-        inner = BodyLimit(HotPaths(super().build_middleware_stack()), default, per_path)
+        inner = BodyLimit(super().build_middleware_stack(), default, per_path)
         return RequestTimer(inner, self.metrics, route_template)
 
 
@@ -86,10 +94,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         redis = create_redis(settings)
+        hot = create_autopipeline(settings)  # the decisions' and the pixel's connection
         config = ConfigStore(redis)
         catalog = LiveCatalog(
             config.load, config.version, config.write, on_reload=metrics.catalog_loaded
         )
+        await hot.connect()
         try:
             await catalog.reload()
         except (RedisError, OSError) as exc:
@@ -100,6 +110,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             max_fields=settings.max_memberships_per_user,
             dedup_window_seconds=window,
             keep_seconds=window,
+            pipeline=hot,
         )
         counters = Counters(redis, clock.now)
         stop = asyncio.Event()
@@ -116,7 +127,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 users=users,
                 counters=counters,
                 metrics=metrics,
-                decider=Decider(DecisionStore(redis), counters, settings, clock, metrics),
+                decider=Decider(DecisionStore(hot), counters, settings, clock, metrics),
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
@@ -133,6 +144,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1):
                     await counters.flush()  # the last counts of a clean shutdown
+            await hot.aclose()
             await redis.aclose()
 
     app = RetargetApp(
@@ -159,6 +171,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.include_router(module.router)
     app.metrics = metrics
     app.body_limits = (settings.max_body_bytes, {"/v1/events": settings.max_events_body_bytes})
+    app.hot_paths = HotPaths(metrics, settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

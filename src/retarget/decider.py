@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -57,6 +58,7 @@ class Decider:
         self._inflight = 0
         self._memo: dict[tuple, d.Plan] = {}
         self._memo_version = -1
+        self._deadlines = Deadlines(settings.decision_deadline_ms / 1000)
 
     async def decide(
         self,
@@ -105,27 +107,26 @@ class Decider:
                 )
             return outcome
 
-        # The call is not cancelled at the deadline, only no longer waited for: cancelling
-        # a redis-py call mid-reply throws its connection away, and reconnecting under load
-        # is what turns a slow moment into a collapse. It still counts as in flight until
-        # Redis answers or its socket timeout fires.
+        # The reply is not waited for past the deadline, but it is still read (and dropped)
+        # when it comes: the connection stays in step, and the call counts as in flight
+        # until Redis answers or the socket timeout fails it.
         loop = asyncio.get_running_loop()
-        call = loop.create_task(self._store.decide(user, plan, blocked, len(slots), now, explain))
+        reply = self._store.send(user, plan, blocked, len(slots), now, explain)
         self._inflight += 1
-        call.add_done_callback(functools.partial(self._landed, time.perf_counter()))
-        # A hand-rolled race (asyncio.wait costs twice as much): whichever comes first, the
-        # answer or the deadline, wakes us.
-        woken = loop.create_future()
-        deadline = loop.call_later(self._settings.decision_deadline_ms / 1000, _wake, woken)
-        call.add_done_callback(lambda _: _wake(woken))
-        await woken
-        deadline.cancel()
-        if not call.done():
-            return Outcome(empty, d.NoFill.DEADLINE)
+        reply.add_done_callback(functools.partial(self._landed, time.perf_counter()))
+        if not reply.done():
+            # A hand-rolled race (asyncio.wait costs twice as much): whichever comes first,
+            # the reply or the deadline, wakes us.
+            woken = loop.create_future()
+            self._deadlines.watch(loop, woken)
+            reply.add_done_callback(functools.partial(_wake, woken))
+            await woken
+            if not reply.done():
+                return Outcome(empty, d.NoFill.DEADLINE)
         try:
-            result = call.result()
+            result = self._store.outcome(reply.result())
         except (RedisError, OSError) as exc:
-            log.warning("decision no-fill, redis: %s", type(exc).__name__)
+            log.warning("decision no-fill, redis: %s %s", type(exc).__name__, exc)
             return Outcome(empty, d.NoFill.REDIS_ERROR)
 
         ads = dict(empty)
@@ -211,7 +212,34 @@ class Decider:
         )
 
 
-def _wake(future: asyncio.Future[None]) -> None:
+class Deadlines:
+    """Wakes each waiter once its deadline has passed, with one timer for all of them.
+
+    A timer per decision (``call_later`` then ``cancel``) cost about 12 µs with uvloop, a
+    few percent of a decision's CPU. Every waiter gets the same number of seconds, so they
+    expire in the order they came: one timer set for the oldest is enough, and it skips
+    those already answered."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
+        self._waiting.append((loop.time() + self._seconds, woken))
+        if self._timer is None:
+            self._timer = loop.call_at(self._waiting[0][0], self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now, waiting = loop.time(), self._waiting
+        while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
+            _wake(waiting.popleft()[1])
+        if waiting:
+            self._timer = loop.call_at(waiting[0][0], self._sweep, loop)
+
+
+def _wake(future: asyncio.Future[None], _: object = None) -> None:
     if not future.done():
         future.set_result(None)
 

@@ -257,7 +257,10 @@ class Plan:
     constrained: tuple[int, ...]  # 0-based indexes with a flight or budget to check per request
 
     def serving(self, campaign_id: str) -> ServingCampaign:
-        return next(c.serving for c in self.candidates if c.serving.campaign.id == campaign_id)
+        for candidate in self.candidates:
+            if candidate.serving.campaign.id == campaign_id:
+                return candidate.serving
+        raise KeyError(campaign_id)
 
 
 def plan(candidates: list[Candidate]) -> Plan:

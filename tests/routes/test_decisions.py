@@ -629,6 +629,37 @@ async def test_a_request_with_an_unknown_key_is_unauthorized(
     assert response.status_code == 401
 
 
+async def test_a_decision_body_over_the_limit_is_refused_by_its_length(
+    client: httpx.AsyncClient, shop: Shop
+) -> None:
+    response = await client.post(
+        "/v1/decisions",
+        content=b" " * (64 * 1024 + 1),
+        headers={"Authorization": f"Bearer {shop.api_key}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"]["field"] == "body"
+
+
+async def test_a_streamed_decision_body_is_refused_once_it_passes_the_limit(
+    client: httpx.AsyncClient, shop: Shop
+) -> None:
+    async def chunks() -> Any:
+        for _ in range(5):
+            yield b" " * (16 * 1024)  # no Content-Length: 80 KiB sent in chunks
+
+    response = await client.post(
+        "/v1/decisions",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {shop.api_key}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["field"] == "body"
+
+
 async def test_an_unknown_placement_is_refused_naming_it(
     client: httpx.AsyncClient, shop: Shop
 ) -> None:

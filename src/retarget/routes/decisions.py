@@ -8,9 +8,10 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from retarget.api_keys import Principal, Role
+from retarget.asgi import JSON, HotRequest, HotResponse
 from retarget.catalog import Catalog
 from retarget.decider import Outcome
-from retarget.decisions import DecisionRequest
+from retarget.decisions import DecisionRequest, NoFill
 from retarget.errors import Forbidden, NotFound, invalid_input
 from retarget.publishers import Publisher
 from retarget.routes.deps import bearer_principal
@@ -39,24 +40,31 @@ def parse_request(body: bytes) -> DecisionRequest:
         raise invalid_input(exc) from None
 
 
-def base_url(request: Request) -> str:
+def base_url(request: HotRequest | Request) -> str:
     """Where tracking URLs point: the configured public URL, else this request's origin."""
     configured = request.state.settings.public_url
     if configured:
         return configured
     scope = request.scope
-    host = request.headers.get("host") or "{}:{}".format(*scope["server"])
+    host = (
+        request.header(b"host") if isinstance(request, HotRequest) else request.headers.get("host")
+    ) or "{}:{}".format(*scope["server"])
     return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
 
 
-def render_json(outcome: Outcome) -> Response:
+_NO_FILL_HEADERS = {
+    reason: [(NO_FILL_HEADER.lower().encode(), reason.value.encode())] for reason in NoFill
+}
+
+
+def render_json(outcome: Outcome) -> HotResponse:
     body: dict[str, object] = {
         "decisions": {pid: ad.as_json() if ad else None for pid, ad in outcome.ads.items()}
     }
     if outcome.explain is not None:
         body["explain"] = outcome.explain
-    headers = {NO_FILL_HEADER: outcome.no_fill.value} if outcome.no_fill else None
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+    headers = _NO_FILL_HEADERS[outcome.no_fill] if outcome.no_fill else None
+    return HotResponse(orjson.dumps(body), JSON, headers=headers)
 
 
 @router.post(
@@ -86,10 +94,15 @@ def render_json(outcome: Outcome) -> Response:
 )
 async def decide(request: Request) -> Response:
     """One Redis round trip; a Redis failure or the deadline gives a 200 with no ads."""
+    return (await serve_decision(HotRequest.of(request))).starlette()
+
+
+async def serve_decision(request: HotRequest) -> HotResponse:
+    """The hot path (see hot_paths): validate, decide (one round trip), render."""
     state = request.state
     catalog: Catalog = state.catalog.current
     principal = bearer_principal(request)
-    query = request.query_params if request.scope["query_string"] else {}  # parsing costs
+    query = request.query if request.scope["query_string"] else {}
     publisher = publisher_for(catalog, principal, query.get("publisher_id"))
     decision_request = parse_request(await request.body())
     explain = query.get("explain") == "1"

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from starlette.responses import RedirectResponse, Response
 
 from retarget import pixel, tracking
+from retarget.asgi import HotRequest
 from retarget.catalog import Catalog
 from retarget.errors import NotFound
 
@@ -16,7 +17,7 @@ log = logging.getLogger("retarget")
 router = APIRouter(tags=["tracking"])
 
 
-async def _count(request: Request, kind: str, claims: tracking.Claims) -> None:
+async def _count(request: HotRequest, kind: str, claims: tracking.Claims) -> None:
     """Count once per token; a Redis failure loses the count, never the user's page."""
     state = request.state
     try:
@@ -35,7 +36,7 @@ async def _count(request: Request, kind: str, claims: tracking.Claims) -> None:
         )
 
 
-def _claims(request: Request, token: str) -> tracking.Claims:
+def _claims(request: HotRequest, token: str) -> tracking.Claims:
     secret = request.state.settings.secret_key.get_secret_value()
     return tracking.verify(secret, token, request.state.clock.now())
 
@@ -47,6 +48,11 @@ def _claims(request: Request, token: str) -> tracking.Claims:
     responses={200: {"content": {"image/gif": {}}}, 422: {"description": "Bad token"}},
 )
 async def impression(token: str, request: Request) -> Response:
+    return await serve_impression(token, HotRequest.of(request))
+
+
+async def serve_impression(token: str, request: HotRequest) -> Response:
+    """The hot path (see hot_paths)."""
     claims = _claims(request, token)  # 422 for a tampered, expired or malformed token
     await _count(request, "imp", claims)
     return Response(pixel.GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
@@ -60,6 +66,11 @@ async def impression(token: str, request: Request) -> Response:
     responses={302: {"description": "To the landing URL"}, 422: {}, 404: {}},
 )
 async def click(token: str, request: Request) -> Response:
+    return await serve_click(token, HotRequest.of(request))
+
+
+async def serve_click(token: str, request: HotRequest) -> Response:
+    """The hot path (see hot_paths)."""
     claims = _claims(request, token)
     catalog: Catalog = request.state.catalog.current
     landing_url = _landing_url(catalog, claims)  # from the catalog, never from the request

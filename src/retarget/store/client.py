@@ -8,7 +8,10 @@ keys of one hash tag (see ``keys``), which is what lets the same code run on a c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
@@ -16,9 +19,10 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, SlotNotCoveredError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, SlotNotCoveredError
 
 from retarget.settings import Settings
+from retarget.store.autopipeline import AutoPipeline, LuaScript
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
@@ -113,3 +117,54 @@ class _ClusterPipeline(ClusterPipeline):
             return await super().execute(raise_on_error, allow_redirections)
         except SlotNotCoveredError as exc:
             raise ClusterUnavailableError(str(exc)) from exc
+
+
+def create_autopipeline(settings: Settings) -> HotPipeline:
+    """The hot paths' connection (decisions, the pixel): one per worker, same timeouts.
+
+    On a cluster, the cluster client's own per-node connections instead (``ClusterHotPath``):
+    one auto-pipelined connection can only reach one node. Every hot-path call names keys
+    of one user, hence one slot, hence one node.
+    """
+    assert settings.redis_url is not None, "the CLI or the test harness sets redis_url"
+    if settings.redis_cluster:
+        return ClusterHotPath(_create_cluster_client(settings))
+    return AutoPipeline(
+        settings.redis_url,
+        connect_timeout=settings.redis_connect_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+        client_name=f"retarget-{os.getpid()}",  # as the pooled client: one name per worker
+    )
+
+
+class ClusterHotPath:
+    """The auto-pipeline's interface over the cluster client: each call is one EVALSHA
+    routed by its keys' slot (EVAL once on a node that lacks the script), as a task."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._cluster = cluster
+
+    def evalsha(
+        self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(self._run(script, keys, args))
+
+    async def _run(self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return await self._cluster.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._cluster.eval(script.source, len(keys), *keys, *args)
+
+    async def connect(self) -> None:
+        """Learn the cluster's layout now; a failure is left for the calls to report."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._cluster.initialize()
+
+    async def execute(self, *command: Any) -> Any:
+        return await self._cluster.execute_command(*command)
+
+    async def aclose(self) -> None:
+        await self._cluster.aclose()
+
+
+HotPipeline: TypeAlias = AutoPipeline | ClusterHotPath

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from retarget.decisions import Plan
 from retarget.store import keys
-from retarget.store.client import RedisClient
-from retarget.store.scripts import load_script
+from retarget.store.client import HotPipeline
+from retarget.store.scripts import lua_script
 from retarget.store.users import decode_purchase
 from retarget.users import UserRef
 
@@ -27,10 +28,11 @@ class ScriptOutcome:
 
 
 class DecisionStore:
-    def __init__(self, redis: RedisClient) -> None:
-        self._decide = load_script(redis, "decide")
+    def __init__(self, pipeline: HotPipeline) -> None:
+        self._pipeline = pipeline
+        self._decide = lua_script("decide")
 
-    async def decide(
+    def send(
         self,
         user: UserRef,
         plan: Plan,
@@ -38,19 +40,26 @@ class DecisionStore:
         slots: int,
         now: float,
         explain: bool,
-    ) -> ScriptOutcome:
-        """Check the user's rules for the candidates, best first, and record the winners."""
-        argv = [
+    ) -> asyncio.Future[Any]:
+        """Check the user's rules for the candidates, best first, and record the winners.
+
+        Returns the pending reply (read it with ``outcome``): the caller may stop waiting
+        for it at a deadline without disturbing the connection."""
+        argv = (
             int(now),
             slots,
             "1" if explain else "0",
             ",".join(map(str, blocked)),
             plan.audiences,
             plan.specs,
-        ]
-        raw_wins, raw_reasons = await self._decide(
-            keys=[keys.user_profile(user), keys.user_frequency(user)], args=argv
         )
+        return self._pipeline.evalsha(
+            self._decide, (keys.user_profile(user), keys.user_frequency(user)), argv
+        )
+
+    @staticmethod
+    def outcome(reply: Any) -> ScriptOutcome:
+        raw_wins, raw_reasons = reply
         wins: list[Win | None] = []
         for raw in raw_wins:
             if not raw:

@@ -1,4 +1,5 @@
-"""Loads the ``*.lua`` files beside this module as scripts run by EVALSHA."""
+"""Loads the ``*.lua`` files beside this module, for redis-py (``Script``) or the hot paths'
+auto-pipeline (``LuaScript``); both call EVALSHA and fall back to EVAL after a Redis restart."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from retarget.store.autopipeline import LuaScript
 from retarget.store.client import RedisClient
+
+
+def script_source(name: str) -> str:
+    return files("retarget.store").joinpath(f"{name}.lua").read_text()
 
 
 class Script:
@@ -35,4 +41,8 @@ class Script:
 
 def load_script(redis: RedisClient, name: str) -> Script:
     """The script ``<name>.lua``, run on ``redis``."""
-    return Script(redis, files("retarget.store").joinpath(f"{name}.lua").read_text())
+    return Script(redis, script_source(name))
+
+
+def lua_script(name: str) -> LuaScript:
+    return LuaScript(script_source(name))

@@ -13,7 +13,8 @@ from retarget.attribution import Touch, TouchKind
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
-from retarget.store.client import RedisClient
+from retarget.store.autopipeline import LuaScript
+from retarget.store.client import HotPipeline, RedisClient
 from retarget.store.scripts import load_script
 from retarget.store.tracking import decode_touch
 from retarget.users import UserRef
@@ -85,10 +86,18 @@ def decode_purchase(raw: bytes | str) -> dict[str, Any]:
 
 class UserStore:
     def __init__(
-        self, redis: RedisClient, *, max_fields: int, dedup_window_seconds: int, keep_seconds: int
+        self,
+        redis: RedisClient,
+        *,
+        max_fields: int,
+        dedup_window_seconds: int,
+        keep_seconds: int,
+        pipeline: HotPipeline | None = None,
     ) -> None:
         self._redis = redis
+        self._pipeline = pipeline  # the pixel's path; without it, redis-py's
         self._record = load_script(redis, "record_event")
+        self._record_lua = LuaScript(self._record.script)
         self._max_fields = max_fields
         self._dedup_window = dedup_window_seconds
         self._keep = keep_seconds
@@ -120,7 +129,9 @@ class UserStore:
     async def record(self, recording: Recording, now: float) -> Recorded:
         """Record in one round trip (one EVALSHA)."""
         script_keys, argv = self._args(recording, now)
-        return _recorded(await self._record(keys=script_keys, args=argv))
+        if self._pipeline is None:
+            return _recorded(await self._record(keys=script_keys, args=argv))
+        return _recorded(await self._pipeline.evalsha(self._record_lua, script_keys, argv))
 
     async def record_many(self, recordings: Sequence[Recording], now: float) -> list[Recorded]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""

@@ -1,0 +1,298 @@
+"""The hot paths' Redis connection: every EVALSHA of one event-loop tick goes out in one write.
+
+redis-py's asyncio client takes a pooled connection per command, writes it, awaits its
+reply in a task of its own and hands the connection back: measured under wrk, that path
+cost more of a decision's CPU than the script's own work in Redis. Here one connection per
+worker is shared: a call packs its command (hiredis, in C), queues it with a future, and a
+single ``call_soon`` writes everything queued in this tick at once; replies arrive in
+order on an ``asyncio.Protocol`` and resolve the futures first in, first out. Redis runs
+each EVALSHA on its own, exactly as if it came alone: "one round trip per request" still
+holds from each request's point of view (one command sent, one reply awaited), and
+``INFO commandstats`` still counts one EVALSHA per request.
+
+Failure rules, the same as the redis-py client's settings (store/client.py):
+
+- no reply within ``socket_timeout`` (counted from the oldest unanswered command): the
+  connection is dropped and every waiting call fails with ``TimeoutError``;
+- the server goes away: every waiting call fails with ``ConnectionError``; the next call
+  reconnects (``connect_timeout``); no call is retried, because a script that recorded an
+  impression must not run twice;
+- ``NOSCRIPT`` (Redis restarted and forgot the script, which therefore did nothing): the
+  call is sent again once as ``EVAL`` with the source, which also reloads it.
+
+Abandoning a call (a decision's deadline) is safe: its reply is read and dropped, the
+connection stays in step. Only single-node Redis (or one node of a cluster, for keys of
+one slot) is supported here; see ``store/client.py`` for where a cluster client plugs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hiredis
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    NoScriptError,
+    ResponseError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """A script's source and SHA1, for EVALSHA (and EVAL once after a Redis restart)."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "sha", hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        )
+
+
+class _Call:
+    __slots__ = ("args", "future", "keys", "script")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        script: LuaScript | None,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+    ) -> None:
+        self.future = future
+        self.script = script
+        self.keys = keys
+        self.args = args
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, pipeline: AutoPipeline) -> None:
+        self._pipeline = pipeline
+        self._reader = hiredis.Reader(replyError=ResponseError)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        try:
+            while (reply := reader.gets()) is not False:
+                self._pipeline._answer(reply)
+            self._pipeline._heard()
+        except hiredis.ProtocolError as exc:
+            self._pipeline._drop(ConnectionError(f"redis protocol error: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._pipeline._drop(ConnectionError("connection to redis lost"), self)
+
+
+class AutoPipeline:
+    """EVALSHA calls multiplexed on one connection; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        socket_timeout: float,
+        client_name: str,
+    ) -> None:
+        self._params = parse_url(url)
+        self._connect_timeout = connect_timeout
+        self._socket_timeout = socket_timeout
+        self._client_name = client_name
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._outbox: list[bytes] = []
+        self._waiting: deque[_Call] = deque()
+        self._flushing = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._awaited_since = 0.0  # when the oldest unanswered command was written, or
+        # the last reply arrived after it, whichever is later (loop time)
+        self._suspect = -1.0
+        self._closed = False
+
+    def evalsha(
+        self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """A future of the script's reply; it fails with a redis-py ``RedisError``."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._closed:
+            future.set_exception(ConnectionError("the redis pipeline is closed"))
+            return future
+        command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+        self._queue(loop, command, _Call(future, script, keys, args))
+        return future
+
+    async def connect(self) -> None:
+        """Connect now rather than on the first call (which would wait for it); a failure
+        is not raised but left for the calls to report (they reconnect)."""
+        if self._transport is None and not self._closed:
+            if self._connecting is None:
+                self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            await asyncio.shield(self._connecting)
+
+    async def execute(self, *command: Any) -> Any:
+        """One plain command (tests, health checks): its reply, or a ``RedisError``."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue(loop, hiredis.pack_command(command), _Call(future, None, (), ()))
+        return await future
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        self._drop(ConnectionError("the redis pipeline is closed"))
+
+    # ---- sending -------------------------------------------------------------------------
+
+    def _queue(self, loop: asyncio.AbstractEventLoop, command: bytes, call: _Call) -> None:
+        self._outbox.append(command)
+        self._waiting.append(call)
+        if self._transport is None:
+            if self._connecting is None:
+                self._connecting = loop.create_task(self._connect())
+            return
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self._transport is None or not self._outbox:
+            return
+        loop = asyncio.get_running_loop()
+        if len(self._waiting) == len(self._outbox):  # nothing sent was unanswered
+            self._awaited_since = loop.time()
+        self._transport.write(b"".join(self._outbox))
+        self._outbox.clear()
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._awaited_since + self._socket_timeout, self._watch)
+
+    # ---- receiving -----------------------------------------------------------------------
+
+    def _answer(self, reply: Any) -> None:
+        call = self._waiting.popleft()
+        if isinstance(reply, ResponseError):
+            if call.script is not None and str(reply).startswith("NOSCRIPT"):
+                # The script did nothing: send it once more, with its source.
+                script, call.script = call.script, None
+                command = ("EVAL", script.source, len(call.keys), *call.keys, *call.args)
+                self._queue(asyncio.get_running_loop(), hiredis.pack_command(command), call)
+                return
+            if str(reply).startswith("NOSCRIPT"):
+                reply = NoScriptError(str(reply))
+            if not call.future.done():
+                call.future.set_exception(reply)
+            return
+        if not call.future.done():
+            call.future.set_result(reply)
+
+    def _heard(self) -> None:
+        self._awaited_since = asyncio.get_running_loop().time()
+
+    def _watch(self) -> None:
+        """One timer per connection: Redis must send something within the socket timeout
+        of when a reply was first awaited or of the last reply, else the connection is
+        dead (what redis-py's socket timeout means for one connection)."""
+        self._watchdog = None
+        if len(self._waiting) == len(self._outbox) or self._transport is None:
+            return  # nothing sent is unanswered
+        loop = asyncio.get_running_loop()
+        since = self._awaited_since
+        if since + self._socket_timeout > loop.time():
+            self._watchdog = loop.call_at(since + self._socket_timeout, self._watch)
+        elif self._suspect != since:
+            # A busy event loop may not have read a reply that is already here (uvloop
+            # runs timers before polling): look again after one more poll.
+            self._suspect = since
+            self._watchdog = loop.call_later(0.001, self._watch)
+        else:
+            self._drop(RedisTimeoutError("redis did not answer within the socket timeout"))
+
+    def _drop(self, error: Exception, protocol: _Protocol | None = None) -> None:
+        """Close the connection and fail every call waiting on it."""
+        if protocol is not None and protocol is not self._protocol:
+            return  # an old connection's last words
+        transport, self._transport, self._protocol = self._transport, None, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if transport is not None:
+            transport.abort()
+        waiting, self._waiting = self._waiting, deque()
+        self._outbox.clear()
+        for call in waiting:
+            if not call.future.done():
+                call.future.set_exception(error)
+
+    # ---- connecting ----------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        params = self._params
+        protocol = _Protocol(self)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                if "path" in params:
+                    transport, _ = await loop.create_unix_connection(
+                        lambda: protocol, params["path"]
+                    )
+                else:
+                    secure = params.get("connection_class") is SSLConnection
+                    tls = ssl.create_default_context() if secure else None
+                    transport, _ = await loop.create_connection(
+                        lambda: protocol, params.get("host", "localhost"),
+                        params.get("port", 6379), ssl=tls,
+                    )  # fmt: skip
+                self._transport, self._protocol = transport, protocol  # type: ignore[assignment]
+                await self._handshake(loop)
+        except (OSError, ConnectionError, ResponseError) as exc:  # OSError: TimeoutError too
+            self._connecting = None
+            error = (
+                exc
+                if isinstance(exc, ConnectionError)
+                else ConnectionError(f"cannot connect to redis: {exc!r}")
+            )
+            self._drop(error)  # also closes a transport that was opened
+            return
+        self._connecting = None
+        self._flush()
+
+    async def _handshake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """AUTH, SELECT, CLIENT SETNAME ahead of the calls queued while connecting."""
+        params = self._params
+        setup: list[tuple[Any, ...]] = []
+        if params.get("password"):
+            user = params.get("username")
+            setup.append(
+                ("AUTH", user, params["password"]) if user else ("AUTH", params["password"])
+            )
+        if params.get("db"):
+            setup.append(("SELECT", params["db"]))
+        setup.append(("CLIENT", "SETNAME", self._client_name))
+        futures = []
+        for index, command in enumerate(setup):
+            future = loop.create_future()
+            futures.append(future)
+            self._outbox.insert(index, hiredis.pack_command(command))
+            self._waiting.insert(index, _Call(future, None, (), ()))
+        self._flush()
+        for command, future in zip(setup, futures, strict=True):
+            try:
+                await future
+            except ResponseError as exc:
+                if command[0] == "AUTH":
+                    raise AuthenticationError(str(exc)) from None
+                raise
