@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-scaling clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("retarget needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -29,9 +29,20 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# Side-by-side throughput and latency against raw-ASGI floors (needs wrk: apt-get install wrk).
+# The benchmarks drive the service with wrk (the Debian package): installed here when it is
+# missing and make runs as root on Debian or Ubuntu; otherwise bench.py prints the command.
+WRK_SETUP = command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	|| (apt-get update -qq && apt-get install -y -qq wrk)
+
+# Side-by-side throughput and latency against raw-ASGI floors, with 1 and 2 workers.
 bench: $(STAMP)
+	@$(WRK_SETUP)
 	$(BIN)/python loadtests/bench.py --markdown docs/benchmarks.md
+
+# Decision latency with 10k vs 1M users and 10 vs 10k campaigns; Redis memory per user.
+bench-scaling: $(STAMP)
+	@$(WRK_SETUP)
+	$(BIN)/python loadtests/bench.py scaling --markdown docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,8 +2,9 @@
 
 ``make bench`` (or ``python loadtests/bench.py``) starts a private redis-server, the service
 (``retarget serve``) and the floor (``loadtests/floor.py``, a raw ASGI app making one
-comparable EVALSHA) with the same uvicorn settings, loads a realistic state through the
-public API, then drives each with the same wrk load generator, interleaved, in one run:
+comparable EVALSHA) with the same uvicorn settings, each with one and with two worker
+processes (``--workers 1 2``), loads a realistic state through the public API, then drives
+each with the same wrk load generator, interleaved, in one run:
 
 - maximum throughput and p50/p90/p99 latency of each (closed loop, fixed connections);
 - p99 at half of the floor's maximum (wrk paced per connection);
@@ -12,6 +13,9 @@ public API, then drives each with the same wrk load generator, interleaved, in o
 - CPU seconds per 1,000 requests, of the app process and of redis-server.
 
 It prints a markdown table and, with ``--markdown PATH``, appends it with the machine.
+
+``python loadtests/bench.py scaling`` is the other mode: how a decision's latency and Redis
+memory grow with the number of users and campaigns (``loadtests/scaling.py``).
 """
 
 from __future__ import annotations
@@ -64,9 +68,33 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int | str) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (field 3, the state, is [0])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU of a process and, with ``descendants``, of every live descendant
+    (uvicorn's worker processes are children of its supervisor). Not for redis-server: its
+    short-lived AOF-rewrite child would count while alive and vanish after."""
+    if not descendants:
+        fields = _stat(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            fields = _stat(entry.name)
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += ticks.get(current, 0)
+        todo += children.get(current, [])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def command_calls(redis: Redis) -> dict[str, int]:
@@ -221,9 +249,10 @@ def measure(
     rate: float | None = None,
 ) -> Result:
     calls_before = command_calls(redis)
-    app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
+    app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid, False)
     raw = wrk(url, script, env, seconds, connections, rate)
-    app_cpu, redis_cpu = cpu_seconds(pid) - app_before, cpu_seconds(redis_pid) - redis_before
+    app_cpu = cpu_seconds(pid) - app_before
+    redis_cpu = cpu_seconds(redis_pid, False) - redis_before
     calls_after = command_calls(redis)
     delta = {k: v - calls_before.get(k, 0) for k, v in calls_after.items()}
     requests = max(1, int(raw["requests"]))
@@ -262,15 +291,26 @@ def machine() -> str:
     )
 
 
+def require_wrk() -> None:
+    """Exit with the command that installs wrk when it is missing (``make bench`` runs that
+    command itself when it runs as root)."""
+    if shutil.which("wrk") is None:
+        sys.exit(
+            "the benchmarks drive the service with wrk, which is not installed:\n"
+            "    sudo apt-get update && sudo apt-get install -y wrk    # Debian, Ubuntu"
+        )
+
+
 def table(results: list[Result], floors: dict[str, Result]) -> str:
+    """``floors``: run name -> the floor run its throughput is compared with."""
     lines = [
         "| Run | req/s | vs floor | p50 ms | p90 ms | p99 ms | errors "
         "| EVALSHA/req | other cmds/req | app CPU s/1k | redis CPU s/1k |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        floor = floors.get(r.name.split(" ")[0])
-        ratio = f"{r.rps / floor.rps:.2f}" if floor and floor is not r else "1.00"
+        floor = floors.get(r.name)
+        ratio = f"{r.rps / floor.rps:.2f}" if floor else "1.00"
         lines.append(
             f"| {r.name} | {r.rps:,.0f} | {ratio} | {r.p50:.2f} | {r.p90:.2f} | {r.p99:.2f} "
             f"| {r.errors} | {r.evalsha_per_request:.3f} | {r.other_commands_per_request:.3f} "
@@ -279,107 +319,166 @@ def table(results: list[Result], floors: dict[str, Result]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Target:
+    """One endpoint of one server: where wrk sends its requests, and whose CPU to count."""
+
+    url: str
+    script: str
+    pid: int
+
+
+def label(kind: str, workers: int) -> str:
+    return f"{kind} {workers}w"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["scaling"]:
+        import scaling  # a sibling module, needed only in this mode
+
+        scaling.main(argv[1:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--campaigns", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="uvicorn worker processes of the service, and of its floor alike (default: 1 2)",
+    )
     parser.add_argument("--markdown", type=Path, help="append the results to this file")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("bench needs wrk: apt-get install wrk")
+    args = parser.parse_args(argv)
+    require_wrk()
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="retarget-bench-"))
-    with EmbeddedRedis(work / "redis") as embedded:
+    with EmbeddedRedis(work / "redis") as embedded, contextlib.ExitStack() as servers:
         redis = Redis.from_url(embedded.url)
         redis_pid = embedded.process.pid  # type: ignore[union-attr]
-        app_port, floor_port = free_port(), free_port()
         uvicorn_flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-        service_env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")},
-            "RETARGET_REDIS_URL": embedded.url,
-            "RETARGET_ADMIN_TOKEN": ADMIN,
-            "RETARGET_SECRET_KEY": "bench-secret",
-            "RETARGET_PORT": str(app_port),
-            "RETARGET_DATA_DIR": str(work),
-            "RETARGET_LOG_LEVEL": "warning",
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")}
+        ports: dict[int, int] = {}
+        pids: dict[str, int] = {}
+        for workers in args.workers:
+            app_port, floor_port = free_port(), free_port()
+            ports[workers] = app_port
+            service_env = {
+                **base_env,
+                "RETARGET_REDIS_URL": embedded.url,
+                "RETARGET_ADMIN_TOKEN": ADMIN,
+                "RETARGET_SECRET_KEY": "bench-secret",
+                "RETARGET_PORT": str(app_port),
+                "RETARGET_WORKERS": str(workers),
+                "RETARGET_DATA_DIR": str(work / f"service-{workers}w"),
+                "RETARGET_LOG_LEVEL": "warning",
+            }
+            floor_env = {**os.environ, "FLOOR_REDIS_URL": embedded.url, "PYTHONPATH": str(ROOT)}
+            service_cmd = [sys.executable, "-m", "retarget", "serve"]
+            floor_cmd = [
+                sys.executable, "-m", "uvicorn", "loadtests.floor:app", "--port", str(floor_port),
+                "--workers", str(workers), "--log-level", "warning", *uvicorn_flags,
+            ]  # fmt: skip
+            logs = work / f"service-{workers}w.log", work / f"floor-{workers}w.log"
+            pids[label("service", workers)] = servers.enter_context(
+                process(service_cmd, service_env, app_port, logs[0])
+            )
+            pids[label("floor", workers)] = servers.enter_context(
+                process(floor_cmd, floor_env, floor_port, logs[1])
+            )
+            ports[-workers] = floor_port
+
+        started = time.monotonic()
+        first = args.workers[0]
+        seeded = seed(f"http://127.0.0.1:{ports[first]}", args.users, args.campaigns, rng)
+        print(f"seeded in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        users_file = work / "users.txt"
+        users_file.write_text("\n".join(seeded["ids"]) + "\n")
+        env = {
+            "BENCH_USERS": str(users_file),
+            "BENCH_KEY": seeded["key"],
+            "BENCH_PIXEL": seeded["pixel"],
         }
-        floor_env = {**os.environ, "FLOOR_REDIS_URL": embedded.url, "PYTHONPATH": str(ROOT)}
-        service_cmd = [sys.executable, "-m", "retarget", "serve"]
-        floor_cmd = [
-            sys.executable, "-m", "uvicorn", "loadtests.floor:app",
-            "--port", str(floor_port), "--log-level", "warning", *uvicorn_flags,
-        ]  # fmt: skip
-        with (
-            process(service_cmd, service_env, app_port, work / "service.log") as app_pid,
-            process(floor_cmd, floor_env, floor_port, work / "floor.log") as floor_pid,
-        ):
-            started = time.monotonic()
-            seeded = seed(f"http://127.0.0.1:{app_port}", args.users, args.campaigns, rng)
-            print(f"seeded in {time.monotonic() - started:.1f} s", file=sys.stderr)
-            users_file = work / "users.txt"
-            users_file.write_text("\n".join(seeded["ids"]) + "\n")
-            env = {
-                "BENCH_USERS": str(users_file),
-                "BENCH_KEY": seeded["key"],
-                "BENCH_PIXEL": seeded["pixel"],
-            }
-            targets = {
-                "decision": (f"http://127.0.0.1:{app_port}", "decisions.lua", app_pid),
-                "decision-floor": (f"http://127.0.0.1:{floor_port}", "decisions.lua", floor_pid),
-                "pixel": (f"http://127.0.0.1:{app_port}", "pixel.lua", app_pid),
-                "pixel-floor": (f"http://127.0.0.1:{floor_port}", "pixel.lua", floor_pid),
-            }
-            for url, script, _ in targets.values():  # warm up every path once
-                wrk(url, script, env, 2, args.connections)
+        # Every service reads the catalog the first one wrote; they poll its version twice a
+        # second, and the warm-up below gives them time.
+        targets: dict[str, Target] = {}
+        floor_of: dict[str, str] = {}
+        for kind, script in (("decision", "decisions.lua"), ("pixel", "pixel.lua")):
+            for workers in args.workers:
+                service, floor = label(kind, workers), label(f"{kind}-floor", workers)
+                targets[service] = Target(
+                    f"http://127.0.0.1:{ports[workers]}", script, pids[label("service", workers)]
+                )
+                targets[floor] = Target(
+                    f"http://127.0.0.1:{ports[-workers]}", script, pids[label("floor", workers)]
+                )
+                floor_of[service] = floor
+        for target in targets.values():  # warm up every path of every worker
+            wrk(target.url, target.script, env, 2, args.connections)
 
-            runs: dict[str, list[Result]] = {name: [] for name in targets}
-            for _ in range(args.rounds):
-                for name, (url, script, pid) in targets.items():
-                    result = measure(
-                        name, url, script, env, pid, redis, redis_pid, args.seconds,
-                        args.connections,
-                    )  # fmt: skip
-                    runs[name].append(result)
-                    print(f"{name:16} {result.rps:8,.0f} req/s p99 {result.p99:.2f} ms",
-                          file=sys.stderr)  # fmt: skip
-            best = {name: max(rs, key=lambda r: r.rps) for name, rs in runs.items()}
-            results = list(best.values())
-            floors = {"decision": best["decision-floor"], "pixel": best["pixel-floor"]}
+        def run(name: str, target: Target, connections: int, rate: float | None = None) -> Result:
+            return measure(
+                name, target.url, target.script, env, target.pid, redis, redis_pid,
+                args.seconds, connections, rate,
+            )  # fmt: skip
 
-            for kind in ("decision", "pixel"):
-                rate = best[f"{kind}-floor"].rps / 2
-                for name in (kind, f"{kind}-floor"):
-                    url, script, pid = targets[name]
-                    result = measure(
-                        f"{name} @ half floor max ({rate:,.0f}/s)", url, script, env, pid,
-                        redis, redis_pid, args.seconds, args.connections, rate,
-                    )  # fmt: skip
-                    results.append(result)
-                    print(f"{result.name:40} p99 {result.p99:.2f} ms", file=sys.stderr)
+        runs: dict[str, list[Result]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, target in targets.items():
+                result = run(name, target, args.connections)
+                runs[name].append(result)
+                print(
+                    f"{name:20} {result.rps:8,.0f} req/s p99 {result.p99:.2f} ms", file=sys.stderr
+                )
+        best = {name: max(rs, key=lambda r: r.rps) for name, rs in runs.items()}
+        results = list(best.values())
+        floors = {name: best[floor] for name, floor in floor_of.items()}
 
-            for kind in ("decision", "pixel"):
-                rate = best[kind].rps * 2
-                url, script, pid = targets[kind]
-                result = measure(
-                    f"{kind} @ 2x its max ({rate:,.0f}/s offered)", url, script, env, pid,
-                    redis, redis_pid, args.seconds, args.connections * 2, rate,
-                )  # fmt: skip
+        for service, floor in floor_of.items():
+            rate = best[floor].rps / 2
+            for name in (service, floor):
+                result = run(f"{name} @ half floor max ({rate:,.0f}/s)", targets[name],
+                             args.connections, rate)  # fmt: skip
                 results.append(result)
-                print(f"{result.name:40} {result.rps:,.0f} req/s", file=sys.stderr)
+                if name == service:
+                    floors[result.name] = best[floor]
+                print(f"{result.name:44} p99 {result.p99:.2f} ms", file=sys.stderr)
 
+        for service in floor_of:
+            rate = best[service].rps * 2
+            result = run(f"{service} @ 2x its max ({rate:,.0f}/s offered)", targets[service],
+                         args.connections * 2, rate)  # fmt: skip
+            floors[result.name] = best[floor_of[service]]
+            results.append(result)
+            print(f"{result.name:44} {result.rps:,.0f} req/s", file=sys.stderr)
+
+    scaling_lines = []
+    if len(args.workers) > 1:
+        one, *more = args.workers
+        for workers in more:
+            factors = ", ".join(
+                f"{kind} {best[label(kind, workers)].rps / best[label(kind, one)].rps:.2f}x"
+                for kind in ("decision", "decision-floor", "pixel", "pixel-floor")
+            )
+            scaling_lines.append(f"Throughput with {workers} workers over {one}: {factors}.")
+    worker_text = " and ".join(str(w) for w in args.workers)
     report = "\n".join(
         [
             f"Measured on: {machine()}.",
             "",
-            f"Command: `python loadtests/bench.py {' '.join(sys.argv[1:])}`".rstrip(),
-            f"State: {args.users:,} users, {args.campaigns:,} campaigns; one uvicorn worker "
-            f"each; wrk -t1 -c{args.connections}, {args.seconds:g} s per run, best of "
-            f"{args.rounds} interleaved rounds.",
+            f"Command: `{' '.join(['python loadtests/bench.py', *argv])}`",
+            f"State: {args.users:,} users, {args.campaigns:,} campaigns; the service and its "
+            f"floor with {worker_text} uvicorn worker(s) (`Nw` rows; each compared with the floor "
+            f"of as many workers); wrk -t1 -c{args.connections}, {args.seconds:g} s per run, best "
+            f"of {args.rounds} interleaved rounds.",
             "",
             table(results, floors),
+            "",
+            *scaling_lines,
             "",
         ]
     )

@@ -117,7 +117,11 @@ def video(shop: str, rng: random.Random) -> Video:
 
 
 def campaign(
-    campaign_id: str, owner: Advertiser, audience_ids: list[str], rng: random.Random
+    campaign_id: str,
+    owner: Advertiser,
+    audience_ids: list[str],
+    rng: random.Random,
+    created: datetime = CREATED,
 ) -> Campaign:
     creatives = [banner(owner.domain, rng)]
     creatives += [
@@ -125,11 +129,11 @@ def campaign(
         for _ in range(rng.randrange(3))
     ]
     formats = sorted({Format(c.type) for c in creatives} | {Format.BANNER})
-    start = CREATED + timedelta(days=rng.randrange(30))
+    start = created + timedelta(days=rng.randrange(30))
     return Campaign(
         id=campaign_id,
         advertiser_id=owner.id,
-        created_at=CREATED,
+        created_at=created,
         name=f"Bring back {rng.choice(CATEGORIES)} buyers",
         # Most serve; some are paused or archived, as in any account that has lived a while.
         status=rng.choices(list(Status), weights=[8, 1, 1])[0],
@@ -192,9 +196,12 @@ def group_targeting(group: Group, rng: random.Random) -> list[list[int]]:
     return targets
 
 
-def make_snapshot(campaigns: int, group: Group, seed: int = 1) -> ConfigSnapshot:
+def make_snapshot(
+    campaigns: int, group: Group, seed: int = 1, created: datetime = CREATED
+) -> ConfigSnapshot:
     """A configuration of ``campaigns`` campaigns in groups of ``group``, 100 advertisers and
-    200 publishers, as ``ConfigStore.load`` would return it."""
+    200 publishers, as ``ConfigStore.load`` would return it. Campaigns start within 30 days
+    of ``created``; a publisher's or advertiser's API key is its id (stored as its hash)."""
     advertisers = [advertiser(i) for i in range(ADVERTISERS)]
     families: dict[str, dict[str, bytes]] = {family: {} for family in keys.CONFIG_FAMILIES}
     for item in advertisers:
@@ -223,7 +230,11 @@ def make_snapshot(campaigns: int, group: Group, seed: int = 1) -> ConfigSnapshot
         size = min(group.campaigns, campaigns - group_index * group.campaigns)
         for n, targets in enumerate(group_targeting(group, rng)[:size]):
             item = campaign(
-                f"cmp_{group_index:06d}{n:06d}", owner, [audience_ids[a] for a in targets], rng
+                f"cmp_{group_index:06d}{n:06d}",
+                owner,
+                [audience_ids[a] for a in targets],
+                rng,
+                created,
             )
             families[keys.CAMPAIGNS][item.id] = item.model_dump_json().encode()
     return ConfigSnapshot(version=1, families=families)
