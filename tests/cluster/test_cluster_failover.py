@@ -54,4 +54,7 @@ async def test_after_a_failover_the_buyers_of_the_dead_master_get_their_ads_agai
     assert ad_in(during) is None
     assert during.headers[NO_FILL] == "redis_error"
     assert ad_in(after) is not None, after.headers
-    assert (await client.get("/readyz")).status_code == 200
+    # /readyz uses the pooled client, which re-reads the slot map after its own first
+    # failure against the dead master: it may answer 503 once before it turns 200.
+    ready = [(await client.get("/readyz")).status_code for _ in range(2)]
+    assert ready[-1] == 200, ready
