@@ -12,7 +12,6 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,7 +48,7 @@ from retarget.routes import (
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
 from retarget.spool import Spool
-from retarget.store.client import create_autopipeline, create_redis
+from retarget.store.client import RedisClient, create_autopipeline, create_redis
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
@@ -65,7 +64,7 @@ class State(TypedDict):
 
     settings: Settings
     clock: Clock
-    redis: Redis
+    redis: RedisClient
     catalog: LiveCatalog
     users: UserStore
     breaker: Breaker

@@ -124,13 +124,19 @@ def configure_logging(settings: Settings) -> None:
 
 def startup_fields(settings: Settings) -> dict[str, Any]:
     """What the "starting" line says about the configuration. Never a secret, nor the Redis
-    URL (it may carry a password): only whether Redis is embedded or external."""
+    URL (it may carry a password): only whether Redis is embedded, external or a cluster."""
     return {
         "env": settings.env,
         "host": settings.host,
         "port": settings.port,
         "workers": settings.workers,
-        "redis": "external" if settings.redis_url else "embedded",
+        "redis": _redis_kind(settings),
         "access_log": settings.access_log,
         "graceful_shutdown_seconds": settings.graceful_shutdown_seconds,
     }
+
+
+def _redis_kind(settings: Settings) -> str:
+    if settings.redis_url is None:
+        return "embedded"
+    return "cluster" if settings.redis_cluster else "external"

@@ -8,7 +8,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retarget.client_ip import parse_networks
@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         None,
         description="`redis://`, `rediss://` or `unix://` URL of the Redis to use. "
         "Unset: start an embedded redis-server under the data directory.",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="`true`: `RETARGET_REDIS_URL` names one node of a Redis Cluster "
+        "(`redis://` or `rediss://`, database 0); the others are discovered from it.",
     )
     admin_token: SecretStr | None = Field(
         None,
@@ -192,6 +197,21 @@ class Settings(BaseSettings):
     def _trusted_proxies_are_networks(cls, text: str) -> str:
         parse_networks(text)  # raises ValueError naming the bad entry
         return text
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _a_cluster_needs_a_tcp_node_url(cls, cluster: bool, info: ValidationInfo) -> bool:
+        if not cluster:
+            return cluster
+        url = info.data.get("redis_url")
+        if url is None:
+            raise ValueError("needs RETARGET_REDIS_URL naming a cluster node")
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            raise ValueError("needs a redis:// or rediss:// RETARGET_REDIS_URL, not unix://")
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis Cluster has only database 0")
+        return cluster
 
     @field_validator("public_url")
     @classmethod

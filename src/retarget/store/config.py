@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from retarget.errors import Conflict
 from retarget.store import keys
+from retarget.store.client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ _CONFLICT = "the configuration changed while this request was made; retry it"
 
 
 class ConfigStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def version(self) -> int:

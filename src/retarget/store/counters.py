@@ -14,12 +14,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from retarget.attribution import Conversion
 from retarget.budgets import Spend, day_of
 from retarget.clock import wait_or_stop
 from retarget.store import keys
+from retarget.store.client import RedisClient
 
 log = logging.getLogger("retarget")
 
@@ -27,7 +26,7 @@ FIELD_SEPARATOR = "|"
 
 
 class Counters:
-    def __init__(self, redis: Redis, now: Callable[[], float]) -> None:
+    def __init__(self, redis: RedisClient, now: Callable[[], float]) -> None:
         self._redis = redis
         self._now = now
         self._stats: Counter[tuple[str, str]] = Counter()  # (day, field) -> n

@@ -8,7 +8,7 @@ from typing import Any
 
 from retarget.decisions import Plan
 from retarget.store import keys
-from retarget.store.autopipeline import AutoPipeline
+from retarget.store.client import HotPipeline
 from retarget.store.scripts import lua_script
 from retarget.store.users import decode_purchase
 from retarget.users import UserRef
@@ -28,7 +28,7 @@ class ScriptOutcome:
 
 
 class DecisionStore:
-    def __init__(self, pipeline: AutoPipeline) -> None:
+    def __init__(self, pipeline: HotPipeline) -> None:
         self._pipeline = pipeline
         self._decide = lua_script("decide")
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from redis.asyncio import Redis
-
 from retarget.reports import StatRow, parse_stat
 from retarget.store import keys
+from retarget.store.client import RedisClient
 
 
 class ReportStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def stat_rows(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import orjson
-from redis.asyncio import Redis
 
 from retarget.attribution import Touch, TouchKind
 from retarget.store import keys
+from retarget.store.client import RedisClient
 from retarget.store.scripts import load_script
 from retarget.tracking import Claims
 from retarget.users import Namespace, UserRef
 
 
 class TrackingStore:
-    def __init__(self, redis: Redis, *, remember_seconds: int, attribution_seconds: int) -> None:
+    def __init__(
+        self, redis: RedisClient, *, remember_seconds: int, attribution_seconds: int
+    ) -> None:
         self._track = load_script(redis, "track")
         self._remember = remember_seconds
         self._attribution = attribution_seconds

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from retarget.attribution import Touch, TouchKind
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
-from retarget.store.autopipeline import AutoPipeline, LuaScript
+from retarget.store.autopipeline import LuaScript
+from retarget.store.client import HotPipeline, RedisClient
 from retarget.store.scripts import load_script
 from retarget.store.tracking import decode_touch
 from retarget.users import UserRef
@@ -87,12 +87,12 @@ def decode_purchase(raw: bytes | str) -> dict[str, Any]:
 class UserStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         max_fields: int,
         dedup_window_seconds: int,
         keep_seconds: int,
-        pipeline: AutoPipeline | None = None,
+        pipeline: HotPipeline | None = None,
     ) -> None:
         self._redis = redis
         self._pipeline = pipeline  # the pixel's path; without it, redis-py's
@@ -140,24 +140,28 @@ class UserStore:
     async def record_each(self, batch: Sequence[tuple[Recording, float]]) -> list[Recorded]:
         """Like ``record_many``, each recording at its own time (the spool's replay)."""
         calls = [self._args(recording, now) for recording, now in batch]
-        results = await self._evalsha_all(calls)
+        results = await self._run_all("EVALSHA", self._record.sha, calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:  # Redis restarted and forgot the script: those calls did nothing yet.
-            self._record.sha = await self._redis.script_load(self._record.script)
-            for i, result in zip(
-                missing, await self._evalsha_all([calls[i] for i in missing]), strict=False
-            ):
+            # EVAL (which caches the script) on the nodes that said NOSCRIPT, not SCRIPT LOAD,
+            # which a cluster client sends to every master, dead ones included.
+            again = await self._run_all("EVAL", self._record.script, [calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
                 results[i] = result
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return [_recorded(r) for r in results]
 
-    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def _run_all(
+        self, command: str, script: str, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
         # Not redis-py's Script-in-pipeline: that sends SCRIPT EXISTS first, a second trip.
+        # The raw command, because a cluster pipeline blocks its ``evalsha`` method; it still
+        # routes each call by its first key (every key of a call shares the user's slot).
         async with self._redis.pipeline(transaction=False) as pipe:
             for script_keys, argv in calls:
-                pipe.evalsha(self._record.sha, len(script_keys), *script_keys, *argv)
+                pipe.execute_command(command, script, len(script_keys), *script_keys, *argv)
             return list(await pipe.execute(raise_on_error=False))
 
     async def load(self, user: UserRef) -> StoredProfile:
