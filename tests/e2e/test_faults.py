@@ -52,10 +52,10 @@ PROBE_SECONDS = 0.02
 # in a row take ~130-160 ms as the client measures them, about 0.7 s into the burst, while
 # the service's own histogram puts every decision under 25 ms and no /healthz probe sees a
 # stall. Not explained yet; allowed for here (still far below SOCKET_TIMEOUT, so a decision
-# that waited for a dead Redis fails), while the service-side check below stays strict.
+# that waited for a dead Redis fails), while the service-side check below holds the strict bound.
 CLIENT_STALL_SECONDS = 0.2
-# The finest histogram bucket that holds a deadline no-fill (which takes the deadline).
-SERVICE_BOUND = 'le="0.1"'
+# The service's own latency histogram has a bucket at the deadline plus the slack.
+SERVICE_BOUND = f'le="{DEADLINE_MS / 1000 + SLACK_SECONDS:g}"'
 NOISE_LIMIT_SECONDS = SOCKET_TIMEOUT - DEADLINE_MS / 1000 - SLACK_SECONDS - 0.05
 BUYERS = 40
 CONCURRENCY = 2  # decision loops, and as many pixel loops
@@ -263,14 +263,17 @@ def assert_every_answer_in_time_and_no_5xx(burst: Burst) -> None:
 
 
 def assert_the_service_answered_every_decision_in_time(metrics: str) -> None:
-    """Measured by the service itself, free of the client's own delays."""
+    """Measured by the service itself, free of the client's own delays: every decision within
+    twice the deadline, and all but one in a thousand within the deadline plus the slack (at
+    the moment Redis dies, about one decision in 3,000 takes a few ms more)."""
     series = (
         "retarget_http_request_duration_seconds_bucket"
         '{%s,method="POST",route="/v1/decisions",status="2xx"}'
     )
-    within = metric(metrics, series % SERVICE_BOUND)
-    assert within > 0
-    assert within == metric(metrics, series % 'le="+Inf"')
+    total = metric(metrics, series % 'le="+Inf"')
+    assert total > 0
+    assert metric(metrics, series % 'le="0.1"') == total
+    assert metric(metrics, series % SERVICE_BOUND) >= 0.999 * total
 
 
 def assert_acknowledged_purchases_are_in_redis(burst: Burst, redis_url: str) -> None:
@@ -314,7 +317,10 @@ async def test_kill_9_of_redis_mid_burst_loses_no_acknowledged_purchase_and_coun
     counted_new = metric(metrics, 'retarget_pixel_events_total{result="recorded"}') + metric(
         metrics, 'retarget_spool_records_total{result="replayed"}'
     )
-    assert counted_new == len(burst.acknowledged)
+    # A hit whose call timed out as Redis died may still have run there: it is spooled too,
+    # and its replay finds it already recorded (a duplicate, written once).
+    replayed_duplicates = metric(metrics, 'retarget_spool_records_total{result="duplicate"}')
+    assert counted_new <= len(burst.acknowledged) <= counted_new + replayed_duplicates
     assert metric(metrics, 'retarget_pixel_events_total{result="spooled"}') > 0
 
 
