@@ -96,7 +96,7 @@ def test_the_starting_line_names_no_secret_and_not_the_redis_url() -> None:
         env="production",
         admin_token=ADMIN_TOKEN,
         secret_key=SECRET_KEY,
-        redis_url=f"redis://:{REDIS_PASSWORD}@redis.internal:6379/0",
+        redis_url=f"redis://:{REDIS_PASSWORD}@redis.internal:6390/0",
         host="0.0.0.0",  # noqa: S104
         workers=4,
     )

@@ -9,7 +9,7 @@ from retarget.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://10.0.0.7:7000", "rediss://user:secret@cfg.cache.internal:6379/0"]
+    "url", ["redis://10.0.0.7:7000", "rediss://user:secret@cfg.cache.internal:6390/0"]
 )
 def test_a_cluster_is_reached_through_the_url_of_one_of_its_nodes(url: str) -> None:
     settings = load_settings(redis_url=url, redis_cluster=True)
@@ -19,7 +19,7 @@ def test_a_cluster_is_reached_through_the_url_of_one_of_its_nodes(url: str) -> N
 
 
 def test_a_single_server_is_the_default() -> None:
-    assert load_settings(redis_url="redis://127.0.0.1:6379/0").redis_cluster is False
+    assert load_settings(redis_url="redis://127.0.0.1:6390/0").redis_cluster is False
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_the_cluster_flag_is_read_from_the_environment(monkeypatch: pytest.Monke
 
 
 def test_the_starting_line_says_redis_is_a_cluster_without_naming_its_nodes() -> None:
-    settings = load_settings(redis_url="redis://:pw@cfg.cache.internal:6379", redis_cluster=True)
+    settings = load_settings(redis_url="redis://:pw@cfg.cache.internal:6390", redis_cluster=True)
 
     fields = startup_fields(settings)
 

@@ -36,13 +36,13 @@ StartService = Callable[[dict[str, str]], Service]
 DEADLINE_MS = 50
 # A decision waits for Redis at most its deadline; the rest of it (HTTP, JSON) gets this.
 SLACK_SECONDS = 0.010
-# Longer than the deadline, the slack and the noise allowed below together, so a decision
-# that waited for Redis past its deadline (until the socket timeout) cannot pass for noise.
+# Longer than any bound the client checks, so a request that waited for Redis until the
+# socket timeout cannot pass for noise.
 SOCKET_TIMEOUT = 1.0
 # A pixel waits for Redis at most its socket timeout, then for one fsync of the spool.
 PIXEL_BOUND_SECONDS = SOCKET_TIMEOUT + 0.25
 # On a shared two-core CI machine a process may wait its turn for a CPU for a hundred
-# milliseconds or more, whatever Redis does. The bounds add the worst wait a request that
+# milliseconds or more, whatever Redis does. The pixel's bound adds the worst wait a request that
 # needs neither Redis nor the disk saw (GET /healthz, probed every PROBE_SECONDS during the
 # burst, and decisions answered `breaker_open`, which do not call Redis): the noise of the
 # machine, measured, not guessed. It may not exceed NOISE_LIMIT_SECONDS, or the bounds
