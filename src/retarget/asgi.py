@@ -7,6 +7,7 @@ a measurable share of the CPU (py-spy under wrk). These read only what a handler
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,7 +24,7 @@ GIF = b"image/gif"
 class HotRequest:
     """What a hot handler reads: headers, query, cookies and body, parsed only when asked."""
 
-    __slots__ = ("_cookies", "_query", "body_limit", "receive", "scope", "state")
+    __slots__ = ("_cookies", "_query", "body_limit", "receive", "received", "scope", "state")
 
     def __init__(
         self, scope: Scope, receive: Receive, state: Any, body_limit: int = 64 * 1024
@@ -34,6 +35,8 @@ class HotRequest:
         self.body_limit = body_limit
         self._query: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
+        # perf_counter() once the body is in: the client's upload ends, the service's work starts.
+        self.received: float | None = None
 
     @classmethod
     def of(cls, request: Request) -> HotRequest:
@@ -78,6 +81,7 @@ class HotRequest:
                 raise PayloadTooLarge(
                     f"request body is larger than {self.body_limit} bytes", field="body"
                 )
+        self.received = time.perf_counter()
         return body
 
 

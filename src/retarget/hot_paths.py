@@ -8,7 +8,7 @@ most of what remained around the handler. A handler gets a ``HotRequest`` (raw h
 query and body, the lifespan state) and returns a ``HotResponse`` (status, header bytes,
 body), which is sent as two ASGI messages. The FastAPI routes declaring the same paths
 (for OpenAPI) call the same handlers. Errors become the same JSON bodies as everywhere
-else; the request timer and the body size limit are applied here, inline.
+else; the request timers and the body size limit are applied here, inline.
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ class HotPaths:
         if state is None or state.decider is not raw_state.get("decider"):
             # The lifespan's objects, the same for every request: wrapped once per lifespan.
             state = self._state = SimpleNamespace(**raw_state)
+        request = HotRequest(scope, receive, state, self.body_limit)
         try:
-            response = await handler(HotRequest(scope, receive, state, self.body_limit))
+            response = await handler(request)
         except RetargetError as exc:
             response = domain_error_response(exc)
         except HTTPException as exc:
@@ -106,4 +107,8 @@ class HotPaths:
             await response(scope, receive, send)
         finally:
             status = response.status if isinstance(response, HotResponse) else response.status_code
-            self.metrics.request(template, scope["method"], status, time.perf_counter() - started)
+            answered = time.perf_counter()
+            self.metrics.request(template, scope["method"], status, answered - started)
+            self.metrics.processing(
+                template, scope["method"], status, answered - (request.received or started)
+            )

@@ -43,6 +43,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self._processing = Histogram(
+            "retarget_http_request_processing_seconds",
+            "Hot paths only (decisions, pixel, tracking): time from the whole request being "
+            "in (its body read) to the answer, the service's own time without the client's "
+            "upload.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         decisions = Counter(
             "retarget_decisions_total",
             "Decision requests by outcome: fill, or the no-fill reason.",
@@ -183,6 +192,9 @@ class Metrics:
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self._child(self._requests, route, method, f"{status // 100}xx").observe(seconds)
+
+    def processing(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self._processing, route, method, f"{status // 100}xx").observe(seconds)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the hot paths record a few metrics per request

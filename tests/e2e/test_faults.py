@@ -48,13 +48,14 @@ PIXEL_BOUND_SECONDS = SOCKET_TIMEOUT + 0.25
 # machine, measured, not guessed. It may not exceed NOISE_LIMIT_SECONDS, or the bounds
 # would no longer tell a wait for Redis (up to SOCKET_TIMEOUT) from noise.
 PROBE_SECONDS = 0.02
-# As the client measures them, two concurrent decisions sometimes take 0.13-0.32 s with Redis
-# healthy, while the service's own histogram puts every decision under 25 ms and no /healthz
-# probe sees a stall (not explained yet). So the client checks only that no decision hung on
-# Redis (up to its socket timeout); the deadline + slack bound is checked on the service's
-# own histogram (assert_the_service_answered_every_decision_in_time).
+# As the client measures them, decisions sometimes take 0.13-0.32 s with Redis healthy: httpx
+# writes a request's headers and its body separately, and the service has seen a body arrive
+# 130 ms after its headers while this process's event loop was busy. So the client checks
+# only that no decision hung on Redis (up to its socket timeout); the deadline + slack bound
+# is checked on the service's own processing-time histogram, which starts once the body is in
+# (assert_the_service_answered_every_decision_in_time).
 CLIENT_BOUND_SECONDS = SOCKET_TIMEOUT - 0.1
-# The service's own latency histogram has a bucket at the deadline plus the slack.
+# The service's processing-time histogram has a bucket at the deadline plus the slack.
 SERVICE_BOUND = f'le="{DEADLINE_MS / 1000 + SLACK_SECONDS:g}"'
 NOISE_LIMIT_SECONDS = SOCKET_TIMEOUT - DEADLINE_MS / 1000 - SLACK_SECONDS - 0.05
 BUYERS = 40
@@ -112,6 +113,7 @@ class Burst:
     acknowledged: dict[str, str] = field(default_factory=dict)  # order id -> buyer
     sent: set[str] = field(default_factory=set)
     probes: list[float] = field(default_factory=list)  # seconds each GET /healthz took
+    metrics_at_start: str = ""  # the service's /metrics once warmed up, as the burst starts
     _orders: Iterator[int] = field(default_factory=itertools.count)
 
     async def run(self, seconds: float, decisions: bool = True) -> None:
@@ -134,6 +136,7 @@ class Burst:
             probe_client = await stack.enter_async_context(httpx.AsyncClient(timeout=5))
             await self._probe(probe_client)
             self.probes.clear()
+            self.metrics_at_start = await scrape(self.base_url)
             until = time.monotonic() + seconds
             self.started = time.perf_counter()
             await asyncio.gather(
@@ -262,18 +265,24 @@ def assert_every_answer_in_time_and_no_5xx(burst: Burst) -> None:
     assert slowest_pixel <= PIXEL_BOUND_SECONDS + noise, f"a pixel hit took {slowest_pixel:.3f}s"
 
 
-def assert_the_service_answered_every_decision_in_time(metrics: str) -> None:
-    """Measured by the service itself, free of the client's own delays: every decision within
-    twice the deadline, and all but one in a thousand within the deadline plus the slack (at
-    the moment Redis dies, about one decision in 3,000 takes a few ms more)."""
+def assert_the_service_answered_every_decision_in_time(burst: Burst, metrics: str) -> None:
+    """Measured by the service itself, from the request being in to its answer (the
+    client's upload is the client's: httpx writes a request's headers and body separately,
+    and its busy event loop has been seen to send a body 130 ms after its headers): every
+    decision of the burst within the deadline plus the slack."""
     series = (
-        "retarget_http_request_duration_seconds_bucket"
+        "retarget_http_request_processing_seconds_bucket"
         '{%s,method="POST",route="/v1/decisions",status="2xx"}'
     )
-    total = metric(metrics, series % 'le="+Inf"')
-    assert total > 0
-    assert metric(metrics, series % 'le="0.1"') == total
-    assert metric(metrics, series % SERVICE_BOUND) >= 0.999 * total
+
+    def during_burst(le: str) -> float:
+        name = series % le
+        return metric(metrics, name) - metric(burst.metrics_at_start, name)
+
+    total = during_burst('le="+Inf"')
+    assert total == len(burst.decisions)
+    in_time = during_burst(SERVICE_BOUND)
+    assert in_time == total, f"{total - in_time:g} of {total:g} decisions over {SERVICE_BOUND}"
 
 
 def assert_acknowledged_purchases_are_in_redis(burst: Burst, redis_url: str) -> None:
@@ -309,7 +318,7 @@ async def test_kill_9_of_redis_mid_burst_loses_no_acknowledged_purchase_and_coun
     await settled(service.base_url)
 
     assert_every_answer_in_time_and_no_5xx(burst)
-    assert_the_service_answered_every_decision_in_time(await scrape(service.base_url))
+    assert_the_service_answered_every_decision_in_time(burst, await scrape(service.base_url))
     reasons = {reason for *_, reason in burst.decisions}
     assert "breaker_open" in reasons  # the outage was seen, and answered at once
     assert_acknowledged_purchases_are_in_redis(burst, fault_redis.url)
@@ -345,7 +354,7 @@ async def test_a_redis_frozen_for_2s_delays_no_answer_and_the_breaker_opens_and_
     ready = await settled(service.base_url)
 
     assert_every_answer_in_time_and_no_5xx(burst)
-    assert_the_service_answered_every_decision_in_time(await scrape(service.base_url))
+    assert_the_service_answered_every_decision_in_time(burst, await scrape(service.base_url))
     metrics = await scrape(service.base_url)
     assert metric(metrics, 'retarget_redis_breaker_transitions_total{state="open"}') >= 1
     assert metric(metrics, 'retarget_redis_breaker_transitions_total{state="closed"}') >= 1

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from retarget.clock import FrozenClock
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.settings import Settings
-from tests.helpers import create_campaign, decide, open_shop, purchase, serving
+from tests.helpers import bearer, create_campaign, decide, open_shop, purchase, serving
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -97,3 +100,33 @@ async def test_no_label_carries_an_id_or_a_raw_path(client: httpx.AsyncClient) -
     assert shop.pixel_id not in text
     assert "12345" not in text
     assert 'route="unmatched"' in text
+
+
+async def test_a_slow_upload_counts_in_request_duration_but_not_in_processing_time(
+    client: httpx.AsyncClient,
+) -> None:
+    """Processing time starts once the body is in: what the service itself took."""
+    shop = await open_shop(client)
+    buyer = await purchase(client, shop.pixel_id)
+    body = orjson.dumps(
+        {"user": {"id": buyer, "namespace": "cookie"}, "placements": [{"id": "feed-top"}]}
+    )
+
+    async def slow_upload() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.3)  # the client's upload, not the service's work
+        yield body
+
+    response = await client.post(
+        "/v1/decisions", content=slow_upload(), headers=bearer(shop.api_key)
+    )
+    after = await samples(client)
+
+    assert response.status_code == 200
+    labels = (("method", "POST"), ("route", "/v1/decisions"), ("status", "2xx"))
+
+    def bucket(name: str, le: str) -> float:
+        return after[(f"retarget_http_request_{name}_bucket", tuple(sorted((*labels, ("le", le)))))]
+
+    assert bucket("duration_seconds", "+Inf") == bucket("processing_seconds", "+Inf") == 1
+    assert bucket("duration_seconds", "0.25") == 0
+    assert bucket("processing_seconds", "0.25") == 1
