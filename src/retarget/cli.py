@@ -113,6 +113,9 @@ def serve(settings: Settings, *, with_demo: bool = False) -> None:
             # A dict, not None: uvicorn applies it again in each spawned worker process.
             "log_config": logging_config(settings),
             "server_header": False,
+            # uvicorn would otherwise take X-Forwarded-For from any local peer as the client
+            # address; the client IP is client_ip's alone, from RETARGET_TRUSTED_PROXIES.
+            "proxy_headers": False,
             "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         }
         log.info("starting", extra=starting)

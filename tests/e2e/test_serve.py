@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from retarget.embedded_redis import EmbeddedRedis, free_port
+from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import Service, children_of, is_running_redis, run_serve, service_env
+from tests.helpers import open_shop
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +135,33 @@ def test_production_without_an_admin_token_stops_serve_with_one_line_naming_it(
     assert len(lines) == 1, result.stderr
     assert "RETARGET_ADMIN_TOKEN" in lines[0]
     assert not (tmp_path / "redis").exists()
+
+
+async def test_a_rotating_x_forwarded_for_from_a_local_untrusted_peer_earns_no_extra_pixel_hits(
+    start_service: StartService, tmp_path: Path, external_redis: EmbeddedRedis
+) -> None:
+    """Through the real server: the peer (127.0.0.1) is no configured proxy, so its
+    X-Forwarded-For is ignored and every hit counts against 127.0.0.1."""
+    service = start_service(
+        service_env(
+            tmp_path / "data",
+            redis_url=external_redis.url,
+            admin_token=ADMIN_TOKEN,
+            pixel_hits_per_ip_per_minute="5",
+        )
+    )
+    service.wait_ready()
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=5) as client:
+        shop = await open_shop(client)
+        statuses = []
+        for n in range(20):
+            client.cookies.clear()
+            response = await client.get(
+                f"/px/{shop.pixel_id}.gif",
+                params={"cat": "books"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            statuses.append(response.status_code)
+
+    assert statuses.count(200) == 5
+    assert set(statuses) == {200, 429}
