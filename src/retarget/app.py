@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -162,6 +163,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 reports=ReportStore(redis),
             )
         finally:
+            gc.unfreeze()  # what the catalog reloads froze may be collected again
             stop.set()
             _, late = await asyncio.wait(background, timeout=2 * settings.redis_socket_timeout + 1)
             for task in late:

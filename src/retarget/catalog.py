@@ -48,6 +48,9 @@ class ServingCampaign:
     creatives_by_format: Mapping[Format, tuple]
     # The user-dependent rules, as store/decide.lua reads them (see its header).
     script_spec: str
+    # The flight as Unix times (None: open), for the per-request checks.
+    start_ts: float | None = None
+    end_ts: float | None = None
 
     @classmethod
     def compile(cls, campaign: Campaign, delay_days: Mapping[str, int]) -> ServingCampaign:
@@ -75,6 +78,8 @@ class ServingCampaign:
                     "1" if campaign.repeat_in_request else "0",
                 ]
             ),
+            start_ts=campaign.start.timestamp() if campaign.start else None,
+            end_ts=campaign.end.timestamp() if campaign.end else None,
         )
 
     @property
@@ -223,6 +228,13 @@ class LiveCatalog:
             try:
                 self.current = await asyncio.to_thread(build_catalog, snapshot, self._decode)
             finally:
+                # Everything alive now (the modules, the app, this catalog) lives at least
+                # until the next reload: out of every collection from here on. Otherwise the
+                # collector's full passes, rare but each scanning every object for none to
+                # free, stalled all requests for 85-105 ms (measured under load with 1,000
+                # campaigns), which was most of the decisions' p99. A replaced catalog holds
+                # no reference cycle, so reference counting still frees it.
+                gc.freeze()
                 gc.enable()
             self._on_reload(self.current.version)
             return self.current
