@@ -6,15 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from retarget.budgets import Spend
+from retarget.budgets import DAY, Spend
 from retarget.campaigns import Budget, Campaign, Pacing
 from retarget.catalog import ServingCampaign
 from retarget.creatives import Banner, Format, Native, Video
 from retarget.decisions import (
     Candidate,
     DecisionRequest,
+    Moments,
     PlacementIn,
     Rejection,
     Slot,
@@ -31,7 +34,6 @@ from retarget.errors import InvalidInput
 from retarget.publishers import Placement, Publisher, SiteCategory
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
-DAY = 86_400
 FEED = Slot("feed-top", Format.BANNER, (300, 250))
 SIDEBAR = Slot("sidebar", Format.NATIVE, None)
 LEADERBOARD = Slot("leaderboard", Format.BANNER, (728, 90))
@@ -302,6 +304,125 @@ def test_campaigns_that_may_not_serve_now_are_blocked_and_explained() -> None:
 
     assert blocked == [1, 2]
     assert rejected == {"cmp_ended": Rejection.OUT_OF_FLIGHT, "cmp_spent": Rejection.BUDGET}
+
+
+# ---- Moments: blocked_now, kept between requests ------------------------------------------
+
+
+def test_an_impression_here_that_spends_the_budget_blocks_the_campaign_for_the_next_request() -> (
+    None
+):
+    spending = serving("cmp_spend", budget=Budget(total_impressions=2))
+    planned = plan([Candidate(spending, 1)])
+    spend = {"cmp_spend": Spend(total=1, today=1)}
+    moments = Moments(lambda cid: spend[cid])
+    assert moments.blocked(planned, NOW) == []
+
+    spend["cmp_spend"] = Spend(total=2, today=2)
+    moments.served(spending, NOW)
+
+    assert moments.blocked(planned, NOW) == [0]
+
+
+def test_other_workers_spend_blocks_the_campaign_once_a_flush_reports_it() -> None:
+    asap = Budget(daily_impressions=5, pacing=Pacing.ASAP)
+    planned = plan([Candidate(serving("cmp_spend", budget=asap), 1)])
+    spend = {"cmp_spend": Spend(total=4, today=4)}
+    moments = Moments(lambda cid: spend[cid])
+    assert moments.blocked(planned, NOW) == []
+
+    spend["cmp_spend"] = Spend(total=9, today=9)
+    moments.spend_changed({"cmp_spend"}, NOW + 1)
+
+    assert moments.blocked(planned, NOW + 1) == [0]
+
+
+def test_a_campaign_held_back_by_pacing_serves_again_as_the_day_goes_on() -> None:
+    # 08:00 UTC, a third of the day: 30 * 1/3 + 1 = 11 impressions allowed so far.
+    planned = plan([Candidate(serving(budget=Budget(daily_impressions=30)), 1)])
+    moments = Moments(lambda _: Spend(total=11, today=11))
+    assert moments.blocked(planned, NOW) == [0]
+
+    assert moments.blocked(planned, NOW + 60) == []
+
+
+def test_a_flight_opens_at_its_start_and_closes_at_its_end_with_nothing_served() -> None:
+    flight = serving(
+        start=datetime.fromtimestamp(NOW + 10, UTC), end=datetime.fromtimestamp(NOW + 20, UTC)
+    )
+    planned = plan([Candidate(flight, 1)])
+    moments = Moments(lambda _: Spend())
+
+    assert [moments.blocked(planned, NOW + t) for t in (0, 10, 19, 20)] == [[0], [], [], [0]]
+
+
+def test_the_daily_budget_starts_again_at_utc_midnight() -> None:
+    planned = plan([Candidate(serving(budget=Budget(daily_impressions=5)), 1)])
+    day = {"today": 5}
+    moments = Moments(lambda _: Spend(total=day["today"], today=day["today"]))
+    assert moments.blocked(planned, NOW) == [0]
+
+    day["today"] = 0  # the counters' new day: nothing spent yet
+    midnight = NOW - NOW % DAY + DAY
+
+    assert moments.blocked(planned, midnight - 1) == [0]
+    assert moments.blocked(planned, midnight) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budgets=st.lists(
+        st.tuples(
+            st.sampled_from([None, 3, 50]),  # total
+            st.sampled_from([None, 2, 24]),  # daily
+            st.sampled_from(list(Pacing)),
+            st.sampled_from([None, -3600, 600, 7200]),  # start, from NOW
+            st.sampled_from([None, 300, 5400, 2 * DAY]),  # end, from the start (or NOW)
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["wait", "serve", "flush"]), st.integers(0, 4), st.integers(0, 20_000)
+        ),
+        max_size=40,
+    ),
+)
+def test_moments_always_agree_with_checking_every_campaign_afresh(
+    budgets: list[tuple[int | None, int | None, Pacing, int | None, int | None]],
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Whatever the order of waits, impressions here and flushes, the kept answers are the
+    ones blocked_now computes from scratch."""
+    campaigns = [
+        serving(
+            f"cmp_{n}",
+            budget=Budget(total_impressions=total, daily_impressions=daily, pacing=pacing),
+            start=None if start is None else datetime.fromtimestamp(NOW + start, UTC),
+            end=None if end is None else datetime.fromtimestamp(NOW + (start or 0) + end, UTC),
+        )
+        for n, (total, daily, pacing, start, end) in enumerate(budgets)
+    ]
+    planned = plan([Candidate(c, 1) for c in campaigns])
+    served = {c.campaign.id: 0 for c in campaigns}
+
+    def spend_of(campaign_id: str) -> Spend:
+        return Spend(total=served[campaign_id], today=served[campaign_id])
+
+    moments = Moments(spend_of)
+    now = NOW
+    for action, which, amount in steps:
+        target = campaigns[which % len(campaigns)]
+        if action == "wait":
+            now += amount
+        elif action == "serve":
+            served[target.campaign.id] += 1
+            moments.served(target, now)
+        else:
+            served[target.campaign.id] += amount % 3
+            moments.spend_changed({target.campaign.id}, now)
+        assert moments.blocked(planned, now) == blocked_now(planned, now, spend_of)
 
 
 # ---- pick_creative and rendered_fields ---------------------------------------------------

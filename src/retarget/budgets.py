@@ -34,6 +34,12 @@ def pacing_allows(budget: Budget, spend: Spend, now: float) -> bool:
     return spend.today < budget.daily_impressions * elapsed + 1
 
 
+def pacing_opens_at(budget: Budget, spend: Spend, now: float) -> float:
+    """When even pacing lets a campaign held back at ``now`` serve again, its spend unchanged."""
+    daily = budget.daily_impressions or 1
+    return now - now % DAY + max(0.0, (spend.today - 1) / daily) * DAY
+
+
 @functools.lru_cache(maxsize=4)
 def _day(day_number: int) -> str:
     return time.strftime("%Y%m%d", time.gmtime(day_number * DAY))

@@ -62,6 +62,10 @@ class Decider:
         self._inflight = 0
         self._memo: dict[tuple, d.Plan] = {}
         self._memo_version = -1
+        self._moments = d.Moments(counters.spend)
+        counters.on_spend_change(
+            lambda campaign_ids: self._moments.spend_changed(campaign_ids, clock.now())
+        )
         self._deadlines = Deadlines(settings.decision_deadline_ms / 1000)
 
     async def decide(
@@ -102,7 +106,10 @@ class Decider:
         category = request.site.category or publisher.site_category
         rejected: dict[str, d.Rejection] | None = {} if explain else None
         plan = self._plan(catalog, publisher.id, category, slots)
-        blocked = d.blocked_now(plan, now, self._counters.spend, rejected)
+        if explain:
+            blocked = d.blocked_now(plan, now, self._counters.spend, rejected)
+        else:
+            blocked = self._moments.blocked(plan, now)
         if len(blocked) == len(plan.candidates):
             outcome = Outcome(empty, d.NoFill.NO_CANDIDATE)
             if explain:
@@ -166,6 +173,8 @@ class Decider:
         """Memoised per catalog version: the static part is the same for every user."""
         if self._memo_version != catalog.version:
             self._memo, self._memo_version = {}, catalog.version
+            # A campaign's flight or budget may have changed with the catalog.
+            self._moments = d.Moments(self._counters.spend)
         key = (publisher_id, category, tuple(slots))
         found = self._memo.get(key)
         if found is None:
@@ -207,6 +216,7 @@ class Decider:
             ),
         )
         self._counters.serve(campaign.id)
+        self._moments.served(serving, now)
         self._counters.count(
             "decisions", campaign.advertiser_id, campaign.id, creative.id, publisher.id, category
         )

@@ -4,7 +4,8 @@ atomically inside Redis (store/decide.lua) over the ranked list built here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -12,7 +13,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retarget import macros
-from retarget.budgets import Spend, budget_allows, pacing_allows
+from retarget.budgets import DAY, Spend, budget_allows, pacing_allows, pacing_opens_at
 from retarget.catalog import ServingCampaign
 from retarget.creatives import Banner, Format, Native, Video
 from retarget.errors import InvalidInput
@@ -194,16 +195,27 @@ def context_rejection(
 
 def moment_rejection(serving: ServingCampaign, now: float, spend: Spend) -> Rejection | None:
     """Time-dependent targeting: flight, budget and pacing."""
-    campaign = serving.campaign
-    if (campaign.start and now < campaign.start.timestamp()) or (
-        campaign.end and now >= campaign.end.timestamp()
-    ):
-        return Rejection.OUT_OF_FLIGHT
-    if not budget_allows(campaign.budget, spend):
-        return Rejection.BUDGET
-    if not pacing_allows(campaign.budget, spend, now):
-        return Rejection.PACING
-    return None
+    return moment_state(serving, now, spend)[0]
+
+
+def moment_state(
+    serving: ServingCampaign, now: float, spend: Spend
+) -> tuple[Rejection | None, float]:
+    """``moment_rejection``, and until when that answer holds while the campaign's spend
+    stays the same: its next flight boundary, its next step of even pacing or UTC midnight
+    (when the daily budget starts again)."""
+    start, end = serving.start_ts, serving.end_ts
+    if start is not None and now < start:
+        return Rejection.OUT_OF_FLIGHT, start
+    if end is not None and now >= end:
+        return Rejection.OUT_OF_FLIGHT, math.inf
+    until = min(math.inf if end is None else end, now - now % DAY + DAY)
+    budget = serving.campaign.budget
+    if not budget_allows(budget, spend):
+        return Rejection.BUDGET, until
+    if not pacing_allows(budget, spend, now):
+        return Rejection.PACING, min(until, pacing_opens_at(budget, spend, now))
+    return None, until
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +315,71 @@ def blocked_now(
             if rejected is not None:
                 rejected[serving.campaign.id] = why
     return blocked
+
+
+class Moments:
+    """``blocked_now`` for request after request, without a check per constrained candidate
+    each time (at 10,000 campaigns that was three quarters of a decision's CPU).
+
+    A campaign's answer (``moment_state``) is kept until its time runs out or its spend
+    changes: one more impression here (``served``) or other workers' impressions read back by
+    a counters flush (``spend_changed``). A plan's blocked list is kept until one of those
+    answers changes or its earliest one runs out. Budgets stay exact per worker: an impression
+    that exhausts a campaign blocks it for the very next request."""
+
+    def __init__(self, spend_of: Callable[[str], Spend]) -> None:
+        self._spend_of = spend_of
+        # campaign id -> (why, computed at, valid until, the campaign)
+        self._states: dict[str, tuple[Rejection | None, float, float, ServingCampaign]] = {}
+        self._changes = 0  # bumped whenever a kept answer turns out different
+        # id(plan) -> (plan, changes, computed at, valid until, blocked indexes)
+        self._plans: dict[int, tuple[Plan, int, float, float, list[int]]] = {}
+
+    def blocked(self, plan: Plan, now: float) -> list[int]:
+        """0-based indexes of the plan's candidates that may not serve at ``now``."""
+        kept = self._plans.get(id(plan))
+        if (
+            kept is not None
+            and kept[0] is plan
+            and kept[1] == self._changes
+            and kept[2] <= now < kept[3]
+        ):
+            return kept[4]
+        blocked, until = [], math.inf
+        for index in plan.constrained:
+            serving = plan.candidates[index].serving
+            state = self._states.get(serving.campaign.id)
+            if state is None or not state[1] <= now < state[2]:
+                state = self._evaluate(serving, now)
+            if state[0] is not None:
+                blocked.append(index)
+            until = min(until, state[2])
+        if len(self._plans) > 10_000:
+            self._plans.clear()
+        self._plans[id(plan)] = (plan, self._changes, now, until, blocked)
+        return blocked
+
+    def served(self, serving: ServingCampaign, now: float) -> None:
+        """The campaign served one more impression here."""
+        if serving.campaign.id in self._states:
+            self._evaluate(serving, now)
+
+    def spend_changed(self, campaign_ids: Iterable[str], now: float) -> None:
+        """Other workers' spend of these campaigns is now known."""
+        for campaign_id in campaign_ids:
+            state = self._states.get(campaign_id)
+            if state is not None:
+                self._evaluate(state[3], now)
+
+    def _evaluate(
+        self, serving: ServingCampaign, now: float
+    ) -> tuple[Rejection | None, float, float, ServingCampaign]:
+        why, until = moment_state(serving, now, self._spend_of(serving.campaign.id))
+        old = self._states.get(serving.campaign.id)
+        if old is not None and old[0] is not why:
+            self._changes += 1
+        state = self._states[serving.campaign.id] = (why, now, until, serving)
+        return state
 
 
 # ---- from a winner to an ad --------------------------------------------------------------

@@ -34,6 +34,7 @@ class Counters:
         self._total: dict[str, int] = {}
         self._today: dict[str, int] = {}
         self._today_day = ""
+        self._spend_listeners: list[Callable[[set[str]], None]] = []
         # One flush at a time: a report's flush must not return while the background one
         # still has the latest counts in flight.
         self._flushing = asyncio.Lock()
@@ -62,6 +63,10 @@ class Counters:
             self.count(
                 "revenue_micros", *dimensions, amount=conversion.revenue_micros, at=conversion.ts
             )
+
+    def on_spend_change(self, listener: Callable[[set[str]], None]) -> None:
+        """Call ``listener`` with the campaigns whose global spend a flush found changed."""
+        self._spend_listeners.append(listener)
 
     def serve(self, campaign_id: str) -> None:
         """One more impression of the campaign, for its budget."""
@@ -103,9 +108,15 @@ class Counters:
             self._stats.update(stats)
             self._served.update(served)
             raise
-        self._total = {k.decode(): int(v) for k, v in total.items()}
-        self._today = {k.decode(): int(v) for k, v in today.items()}
-        self._today_day = day
+        new_total = {k.decode(): int(v) for k, v in total.items()}
+        new_today = {k.decode(): int(v) for k, v in today.items()}
+        old_total, old_today = self._total, self._today if self._today_day == day else {}
+        self._total, self._today, self._today_day = new_total, new_today, day
+        changed = {k for k, v in new_total.items() if old_total.get(k) != v}
+        changed.update(k for k, v in new_today.items() if old_today.get(k) != v)
+        if changed:
+            for listener in self._spend_listeners:
+                listener(changed)
 
     async def keep_flushing(self, interval: float, stop: asyncio.Event) -> None:
         """Flush every ``interval`` until ``stop`` is set."""
