@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,11 +102,40 @@ def command_calls(redis: Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
+def cpu_sets(pin: bool, workers: int) -> tuple[set[int] | None, set[int] | None]:
+    """(the app's CPUs, the load side's CPUs: wrk and redis-server), or None: unpinned.
+
+    On a two-core machine the load generator competes with the server it measures; with
+    ``pin``, a one-worker app gets the last core to itself and wrk and redis-server share the
+    others, so the app's throughput is not whatever CPU wrk leaves it (and at twice the load,
+    wrk's own extra work does not pass for the app collapsing). Several workers need every
+    core: they are not pinned, and the load side stays on its own cores."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    load = set(cpus[:-1])
+    return ({cpus[-1]} if workers == 1 else None), load
+
+
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child (and every process it starts) to ``cpus``."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
 @contextlib.contextmanager
-def process(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
+def process(
+    command: list[str], env: dict[str, str], port: int, log: Path, cpus: set[int] | None = None
+) -> Iterator[int]:
     """Run a server until the block ends; yield its pid once it answers on ``port``."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pinned(cpus),
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -216,6 +245,7 @@ def wrk(
     seconds: float,
     connections: int,
     rate: float | None = None,
+    cpus: set[int] | None = None,
 ) -> dict[str, float]:
     """One wrk run; ``rate`` (requests/s overall) paces each connection."""
     source = (WRK_DIR / script).read_text() + "\n" + (WRK_DIR / "report.lua").read_text()
@@ -230,6 +260,7 @@ def wrk(
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=pinned(cpus),
     ).stdout
     os.unlink(handle.name)
     line = next(line for line in out.splitlines() if line.startswith("BENCH "))
@@ -247,10 +278,11 @@ def measure(
     seconds: float,
     connections: int,
     rate: float | None = None,
+    cpus: set[int] | None = None,
 ) -> Result:
     calls_before = command_calls(redis)
     app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid, False)
-    raw = wrk(url, script, env, seconds, connections, rate)
+    raw = wrk(url, script, env, seconds, connections, rate, cpus)
     app_cpu = cpu_seconds(pid) - app_before
     redis_cpu = cpu_seconds(redis_pid, False) - redis_before
     calls_after = command_calls(redis)
@@ -352,6 +384,13 @@ def main(argv: list[str] | None = None) -> None:
         default=[1, 2],
         help="uvicorn worker processes of the service, and of its floor alike (default: 1 2)",
     )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="leave every process on every CPU (default: a one-worker app gets a core of its "
+        "own, wrk and redis-server the others)",
+    )
     parser.add_argument("--markdown", type=Path, help="append the results to this file")
     args = parser.parse_args(argv)
     require_wrk()
@@ -360,7 +399,12 @@ def main(argv: list[str] | None = None) -> None:
     with EmbeddedRedis(work / "redis") as embedded, contextlib.ExitStack() as servers:
         redis = Redis.from_url(embedded.url)
         redis_pid = embedded.process.pid  # type: ignore[union-attr]
-        uvicorn_flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        load_cpus = cpu_sets(args.pin, 1)[1]
+        if load_cpus is not None:
+            os.sched_setaffinity(redis_pid, load_cpus)
+        uvicorn_flags = [
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
+        ]  # fmt: skip
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")}
         ports: dict[int, int] = {}
         pids: dict[str, int] = {}
@@ -390,11 +434,12 @@ def main(argv: list[str] | None = None) -> None:
                 "--workers", str(workers), "--log-level", "warning", *uvicorn_flags,
             ]  # fmt: skip
             logs = work / f"service-{workers}w.log", work / f"floor-{workers}w.log"
+            app_cpus = cpu_sets(args.pin, workers)[0]
             pids[label("service", workers)] = servers.enter_context(
-                process(service_cmd, service_env, app_port, logs[0])
+                process(service_cmd, service_env, app_port, logs[0], app_cpus)
             )
             pids[label("floor", workers)] = servers.enter_context(
-                process(floor_cmd, floor_env, floor_port, logs[1])
+                process(floor_cmd, floor_env, floor_port, logs[1], app_cpus)
             )
             ports[-workers] = floor_port
 
@@ -424,12 +469,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 floor_of[service] = floor
         for target in targets.values():  # warm up every path of every worker
-            wrk(target.url, target.script, env, 2, args.connections)
+            wrk(target.url, target.script, env, 2, args.connections, cpus=load_cpus)
 
         def run(name: str, target: Target, connections: int, rate: float | None = None) -> Result:
             return measure(
                 name, target.url, target.script, env, target.pid, redis, redis_pid,
-                args.seconds, connections, rate,
+                args.seconds, connections, rate, load_cpus,
             )  # fmt: skip
 
         runs: dict[str, list[Result]] = {name: [] for name in targets}
@@ -480,7 +525,13 @@ def main(argv: list[str] | None = None) -> None:
             f"State: {args.users:,} users, {args.campaigns:,} campaigns; the service and its "
             f"floor with {worker_text} uvicorn worker(s) (`Nw` rows; each compared with the floor "
             f"of as many workers); wrk -t1 -c{args.connections}, {args.seconds:g} s per run, best "
-            f"of {args.rounds} interleaved rounds.",
+            f"of {args.rounds} interleaved rounds. "
+            + (
+                f"CPUs: one-worker apps on CPU {max(os.sched_getaffinity(0))}, wrk and "
+                f"redis-server on CPU(s) {sorted(load_cpus)}."
+                if load_cpus is not None
+                else "CPUs: not pinned."
+            ),
             "",
             table(results, floors),
             "",
