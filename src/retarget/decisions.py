@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -268,12 +269,10 @@ class Plan:
     specs: bytes
     audiences: bytes
     constrained: tuple[int, ...]  # 0-based indexes with a flight or budget to check per request
+    by_campaign: Mapping[str, ServingCampaign]
 
     def serving(self, campaign_id: str) -> ServingCampaign:
-        for candidate in self.candidates:
-            if candidate.serving.campaign.id == campaign_id:
-                return candidate.serving
-        raise KeyError(campaign_id)
+        return self.by_campaign[campaign_id]
 
 
 def plan(candidates: list[Candidate]) -> Plan:
@@ -296,6 +295,7 @@ def plan(candidates: list[Candidate]) -> Plan:
         specs=b"".join(lines),
         audiences=(audiences + "\n").encode(),
         constrained=tuple(constrained),
+        by_campaign=MappingProxyType({c.serving.campaign.id: c.serving for c in candidates}),
     )
 
 
