@@ -153,7 +153,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 recorder=recorder,
                 counters=counters,
                 metrics=metrics,
-                decider=Decider(DecisionStore(hot), counters, settings, clock, metrics, breaker),
+                decider=Decider(
+                    DecisionStore(
+                        hot,
+                        flush_scripts=lambda: _flush_scripts(redis),
+                        max_script_bytes=settings.decision_scripts_max_bytes,
+                    ),
+                    counters,
+                    settings,
+                    clock,
+                    metrics,
+                    breaker,
+                ),
                 tracking=TrackingStore(
                     redis,
                     remember_seconds=settings.tracking_ttl_seconds,
@@ -210,6 +221,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.hot_paths = HotPaths(metrics, settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _flush_scripts(redis: RedisClient) -> None:
+    """SCRIPT FLUSH ASYNC on every master, in the background (see DecisionStore)."""
+
+    async def flush() -> None:
+        try:
+            await redis.script_flush("ASYNC")
+            log.info("flushed redis's script cache: the decision plans' scripts passed the bound")
+        except (RedisError, OSError) as exc:
+            log.warning("script flush failed (%s); next time the bound is passed", exc)
+
+    task = asyncio.get_running_loop().create_task(flush())
+    _background_flushes.add(task)
+    task.add_done_callback(_background_flushes.discard)
+
+
+_background_flushes: set[asyncio.Task[None]] = set()
 
 
 def _breaker(settings: Settings, metrics: Metrics) -> Breaker:

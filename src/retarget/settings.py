@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     tracking_ttl_seconds: int = Field(
         86_400, ge=60, description="How long impression and click URLs stay valid."
     )
+    decision_scripts_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="A large plan (a context with about sixty candidates or more) is sent "
+        "to Redis as a script of its own, which Redis keeps; once the scripts a worker sent "
+        "pass this size, it flushes Redis's script cache (they are sent again when next used).",
+    )
     counters_flush_seconds: float = Field(
         0.25, gt=0, le=60, description="How often report counters and budget spend are synced."
     )

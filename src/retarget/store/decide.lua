@@ -18,6 +18,8 @@
 --          campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
 --          \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1) \t slot bitmask
 --          (bit s-1 set: the campaign fits slot s)
+-- A large plan's own copy of this script (store/decisions.py, plan_script) has ARGV[5] and
+-- ARGV[6] in its source, on the line that reads them below, and gets ARGV[1] to ARGV[4].
 --
 -- Returns { winners, explain }:
 --   winners: per slot i, { campaign, prior impressions of it, last purchase JSON or "" }
