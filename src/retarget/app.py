@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
@@ -112,6 +113,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        # Threads run beside the event loop here (spool reads and writes, catalog builds);
+        # one holding the GIL keeps the loop waiting up to the switch interval, 5 ms by
+        # default: a tenth of a decision's deadline. 1 ms caps that wait.
+        sys.setswitchinterval(0.001)
         redis = create_redis(settings)
         hot = create_autopipeline(settings)  # the decisions' and the pixel's connection
         config = ConfigStore(redis)

@@ -107,6 +107,6 @@ async def serve_decision(request: HotRequest) -> HotResponse:
     decision_request = parse_request(await request.body())
     explain = query.get("explain") == "1"
     outcome = await state.decider.decide(
-        catalog, publisher, decision_request, base_url(request), explain
+        catalog, publisher, decision_request, base_url(request), explain, request.received
     )
     return render_json(outcome)
