@@ -77,6 +77,16 @@ async def raw_counters(redis: Redis, *days: str) -> dict[str, int]:
     return sums
 
 
+async def test_each_days_counters_are_kept_for_400_days(
+    client: httpx.AsyncClient, traffic: Traffic, redis: Redis
+) -> None:
+    await report(client, advertiser_id=traffic.shop.advertiser_id, start=DAY0, end=DAY1)
+
+    for day in (DAY0, DAY1):
+        ttl = await redis.ttl("{stats}:" + day.replace("-", ""))
+        assert 399 * DAY < ttl <= 400 * DAY, (day, ttl)
+
+
 async def test_the_totals_equal_the_raw_counters(
     client: httpx.AsyncClient, traffic: Traffic, redis: Redis
 ) -> None:

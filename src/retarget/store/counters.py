@@ -95,6 +95,7 @@ class Counters:
                         pipe.hincrbyfloat(keys.stats(stat_day), field, amount)
                     else:
                         pipe.hincrby(keys.stats(stat_day), field, amount)
+                for stat_day in {stat_day for stat_day, _ in stats}:
                     pipe.expire(keys.stats(stat_day), keys.STATS_TTL)
                 for campaign_id, amount in served.items():
                     pipe.hincrby(keys.SPEND_TOTAL, campaign_id, amount)
