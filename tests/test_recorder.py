@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,52 @@ async def test_a_pixel_hit_while_redis_is_down_answers_the_gif_and_is_recorded_w
         metrics = (await client.get("/metrics")).text
     assert 'retarget_pixel_events_total{result="spooled"} 1.0' in metrics
     assert 'retarget_spool_records_total{result="replayed"} 1.0' in metrics
+
+
+async def test_a_pixel_hit_answers_at_its_deadline_while_redis_is_frozen_and_is_recorded_once(
+    own: Settings, own_redis: EmbeddedRedis, clock: FrozenClock
+) -> None:
+    """Frozen, not dead: the call waits on an open connection. At the 50 ms deadline the hit
+    is spooled and acknowledged; the call itself lands when Redis thaws, and the replay then
+    finds the order already there."""
+    frozen = own.model_copy(update={"pixel_deadline_ms": 50, "redis_socket_timeout": 5.0})
+    assert own_redis.process is not None
+    async with serving(frozen, clock) as client:
+        shop = await open_shop(client)
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            started = time.perf_counter()
+            response = await fire_pixel(client, shop.pixel_id, "buyer-0000000000000002", oid="o-8")
+            took = time.perf_counter() - started
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+
+        member = f"{shop.advertiser_id}:o-8".encode()
+        await eventually(
+            lambda: _contains(seen_events(own.redis_url, "buyer-0000000000000002"), member)
+        )
+        await eventually(lambda: _spool_empty(client))
+        metrics = (await client.get("/metrics")).text
+
+    assert (response.status_code, response.headers["content-type"]) == (200, "image/gif")
+    assert took < 0.5  # the 5 s socket timeout was not waited for
+    assert 'retarget_pixel_events_total{result="spooled"} 1.0' in metrics
+    # Whichever reached Redis first, the late call or the replay, the other found the order.
+    replayed = metric(metrics, 'retarget_spool_records_total{result="replayed"}')
+    duplicate = metric(metrics, 'retarget_spool_records_total{result="duplicate"}')
+    assert replayed + duplicate == 1
+
+
+def metric(text: str, name: str) -> float:
+    """One sample of the Prometheus text, 0 if absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def _spool_empty(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).json()["spool_bytes"] == 0
 
 
 async def _contains(found: object, member: bytes) -> bool:

@@ -139,7 +139,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         counters = Counters(redis, clock.now)
         breaker = _breaker(settings, metrics)
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-        recorder = Recorder(users, spool, breaker, metrics)
+        recorder = Recorder(users, spool, breaker, metrics, settings.pixel_deadline_ms / 1000)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds, stop)),

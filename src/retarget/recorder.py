@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import secrets
 import time
@@ -21,6 +22,7 @@ from redis.exceptions import RedisError
 
 from retarget.breaker import Breaker
 from retarget.clock import wait_or_stop
+from retarget.deadlines import Deadlines
 from retarget.errors import Unavailable
 from retarget.metrics import Metrics
 from retarget.spool import Spool, Spooled, SpoolFull
@@ -43,27 +45,57 @@ def _with_replay_id(recording: Recording) -> Recording:
 
 
 class Recorder:
-    def __init__(self, users: UserStore, spool: Spool, breaker: Breaker, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        users: UserStore,
+        spool: Spool,
+        breaker: Breaker,
+        metrics: Metrics,
+        deadline_seconds: float = 0.05,
+    ) -> None:
         self._users = users
         self._spool = spool
         self._breaker = breaker
         self._metrics = metrics
+        self._deadlines = Deadlines(deadline_seconds)
 
     async def record(self, recording: Recording, now: float) -> Recorded | None:
         """What Redis did, or None when spooled (acknowledged, recorded later).
-        Unavailable when neither Redis nor the spool could take it."""
+        Unavailable when neither Redis nor the spool could take it.
+
+        Redis gets until the deadline: past it the recording is spooled and acknowledged
+        while the call goes on. Should that call land after all, the replay finds the event
+        already recorded (same event id; an id-less hit leaves the same state twice), but
+        the purchase's conversion, computed from the reply nobody waits for, is not counted.
+        """
         if self._breaker.allow():
             started = time.perf_counter()
-            try:
-                recorded = await self._users.record(recording, now)
-            except (RedisError, OSError) as exc:
-                self._failed("record_event", started, exc)
+            reply = self._users.send(recording, now)
+            if await self._deadlines.reply_in_time(reply):
+                try:
+                    recorded = self._users.recorded(reply.result())
+                except (RedisError, OSError) as exc:
+                    self._failed("record_event", started, exc)
+                else:
+                    self._breaker.success()
+                    self._metrics.redis_call("record_event", time.perf_counter() - started)
+                    return recorded
             else:
-                self._breaker.success()
-                self._metrics.redis_call("record_event", time.perf_counter() - started)
-                return recorded
+                log.warning("record_event: no reply from redis within the deadline: spooling")
+                reply.add_done_callback(functools.partial(self._landed_late, started))
         await self._to_spool([recording], now)
         return None
+
+    def _landed_late(self, started: float, reply: asyncio.Future[object]) -> None:
+        """The breaker and metrics learn how a call past its deadline ended."""
+        exc = reply.exception() if not reply.cancelled() else None
+        if reply.cancelled() or exc is not None:
+            if isinstance(exc, OUTAGES):
+                self._breaker.failure()
+            self._metrics.redis_call("record_event", time.perf_counter() - started, failed=True)
+        else:
+            self._breaker.success()
+            self._metrics.redis_call("record_event", time.perf_counter() - started)
 
     async def record_many(
         self, recordings: Sequence[Recording], now: float

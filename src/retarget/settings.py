@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     decision_deadline_ms: int = Field(
         50, ge=1, le=10_000, description="Every decision answers within this (no-fill after)."
     )
+    pixel_deadline_ms: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="How long a pixel hit waits for Redis; past it the hit is spooled "
+        "(fsync'd, then acknowledged) and recorded when Redis answers.",
+    )
     max_inflight_decisions: int = Field(
         256,
         ge=1,

@@ -39,7 +39,8 @@ SLACK_SECONDS = 0.010
 # Longer than any bound the client checks, so a request that waited for Redis until the
 # socket timeout cannot pass for noise.
 SOCKET_TIMEOUT = 1.0
-# A pixel waits for Redis at most its socket timeout, then for one fsync of the spool.
+# As for decisions, the client checks only that no pixel hit hung on Redis; the service's
+# own histogram holds the deadline bound (assert_the_service_answered_every_pixel_in_time).
 PIXEL_BOUND_SECONDS = SOCKET_TIMEOUT + 0.25
 # On a shared two-core CI machine a process may wait its turn for a CPU for a hundred
 # milliseconds or more, whatever Redis does. The pixel's bound adds the worst wait a request that
@@ -57,6 +58,11 @@ PROBE_SECONDS = 0.02
 CLIENT_BOUND_SECONDS = SOCKET_TIMEOUT - 0.1
 # The service's processing-time histogram has a bucket at the deadline plus the slack.
 SERVICE_BOUND = f'le="{DEADLINE_MS / 1000 + SLACK_SECONDS:g}"'
+# A pixel hit waits for Redis at most its deadline (the same), then for one fsync of the
+# spool, which a busy disk can stretch (p99 51 ms at 64 concurrent, loadtests/spool_bench.py):
+# the histogram's 0.25 bucket gives it 200 ms. (Measured here: 563 of 594 hits in 25 ms,
+# the spooled ones in 50-60 ms, one in 60-100 ms.)
+PIXEL_SERVICE_BOUND = 'le="0.25"'
 NOISE_LIMIT_SECONDS = SOCKET_TIMEOUT - DEADLINE_MS / 1000 - SLACK_SECONDS - 0.05
 BUYERS = 40
 CONCURRENCY = 2  # decision loops, and as many pixel loops
@@ -82,6 +88,7 @@ def fault_env(data_dir: Path, redis_url: str) -> dict[str, str]:
         admin_token=ADMIN_TOKEN,
         secret_key="e2e-secret-key",
         decision_deadline_ms=str(DEADLINE_MS),
+        pixel_deadline_ms=str(DEADLINE_MS),
         redis_socket_timeout=str(SOCKET_TIMEOUT),
         breaker_cooldown_seconds="0.5",
         spool_replay_seconds="0.1",
@@ -265,24 +272,36 @@ def assert_every_answer_in_time_and_no_5xx(burst: Burst) -> None:
     assert slowest_pixel <= PIXEL_BOUND_SECONDS + noise, f"a pixel hit took {slowest_pixel:.3f}s"
 
 
-def assert_the_service_answered_every_decision_in_time(burst: Burst, metrics: str) -> None:
-    """Measured by the service itself, from the request being in to its answer (the
-    client's upload is the client's: httpx writes a request's headers and body separately,
-    and its busy event loop has been seen to send a body 130 ms after its headers): every
-    decision of the burst within the deadline plus the slack."""
+def answered_in_time(burst: Burst, metrics: str, route: str, method: str, le: str) -> tuple:
+    """(answers during the burst, of which within ``le``), as the service timed them: from
+    the request being in to its answer. The client's upload is the client's: httpx writes a
+    request's headers and body separately, and its busy event loop has been seen to send a
+    body 130 ms after its headers."""
     series = (
         "retarget_http_request_processing_seconds_bucket"
-        '{%s,method="POST",route="/v1/decisions",status="2xx"}'
+        f'{{%s,method="{method}",route="{route}",status="2xx"}}'
     )
 
-    def during_burst(le: str) -> float:
-        name = series % le
+    def during_burst(bucket: str) -> float:
+        name = series % bucket
         return metric(metrics, name) - metric(burst.metrics_at_start, name)
 
-    total = during_burst('le="+Inf"')
+    return during_burst('le="+Inf"'), during_burst(le)
+
+
+def assert_the_service_answered_every_decision_in_time(burst: Burst, metrics: str) -> None:
+    """Every decision of the burst within the deadline plus the slack."""
+    total, in_time = answered_in_time(burst, metrics, "/v1/decisions", "POST", SERVICE_BOUND)
     assert total == len(burst.decisions)
-    in_time = during_burst(SERVICE_BOUND)
     assert in_time == total, f"{total - in_time:g} of {total:g} decisions over {SERVICE_BOUND}"
+
+
+def assert_the_service_answered_every_pixel_in_time(burst: Burst, metrics: str) -> None:
+    """Every pixel hit of the burst within its deadline plus one fsync of the spool."""
+    route = "/px/{pixel_id}.gif"
+    total, in_time = answered_in_time(burst, metrics, route, "GET", PIXEL_SERVICE_BOUND)
+    assert total == len(burst.pixels)
+    assert in_time == total, f"{total - in_time:g} of {total:g} hits over {PIXEL_SERVICE_BOUND}"
 
 
 def assert_acknowledged_purchases_are_in_redis(burst: Burst, redis_url: str) -> None:
@@ -354,8 +373,9 @@ async def test_a_redis_frozen_for_2s_delays_no_answer_and_the_breaker_opens_and_
     ready = await settled(service.base_url)
 
     assert_every_answer_in_time_and_no_5xx(burst)
-    assert_the_service_answered_every_decision_in_time(burst, await scrape(service.base_url))
     metrics = await scrape(service.base_url)
+    assert_the_service_answered_every_decision_in_time(burst, metrics)
+    assert_the_service_answered_every_pixel_in_time(burst, metrics)
     assert metric(metrics, 'retarget_redis_breaker_transitions_total{state="open"}') >= 1
     assert metric(metrics, 'retarget_redis_breaker_transitions_total{state="closed"}') >= 1
     assert metric(metrics, "retarget_redis_breaker_state") == 0

@@ -36,7 +36,9 @@ BURST = 200
 GRACE_SECONDS = 10.0
 # How long Redis stays frozen once uvicorn waits for connections to close.
 HOLD_SECONDS = 1.0
-# Longer than Redis stays frozen, so a pixel hit waits for Redis instead of failing.
+# Longer than Redis stays frozen, so a pixel hit waits for Redis instead of failing (and,
+# as its deadline, instead of being spooled at once): the requests are still in flight when
+# SIGTERM comes.
 REDIS_TIMEOUT_SECONDS = "5"
 SECRET_KEY = "e2e-secret-key"
 
@@ -130,6 +132,7 @@ def shutdown_env(tmp_path: Path, workers: int) -> dict[str, str]:
         graceful_shutdown_seconds=str(GRACE_SECONDS),
         redis_connect_timeout=REDIS_TIMEOUT_SECONDS,
         redis_socket_timeout=REDIS_TIMEOUT_SECONDS,
+        pixel_deadline_ms=str(int(float(REDIS_TIMEOUT_SECONDS) * 1000)),
     )
 
 

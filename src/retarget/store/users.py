@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,10 +129,20 @@ class UserStore:
 
     async def record(self, recording: Recording, now: float) -> Recorded:
         """Record in one round trip (one EVALSHA)."""
+        return self.recorded(await self.send(recording, now))
+
+    def send(self, recording: Recording, now: float) -> asyncio.Future[Any]:
+        """Send the recording's one EVALSHA; its pending reply, for ``recorded``. The caller
+        may stop waiting for it at a deadline without disturbing the connection."""
         script_keys, argv = self._args(recording, now)
         if self._pipeline is None:
-            return _recorded(await self._record(keys=script_keys, args=argv))
-        return _recorded(await self._pipeline.evalsha(self._record_lua, script_keys, argv))
+            return asyncio.ensure_future(self._record(keys=script_keys, args=argv))
+        return self._pipeline.evalsha(self._record_lua, script_keys, argv)
+
+    @staticmethod
+    def recorded(reply: Any) -> Recorded:
+        """What the record script's reply says it did."""
+        return _recorded(reply)
 
     async def record_many(self, recordings: Sequence[Recording], now: float) -> list[Recorded]:
         """Record a batch in one round trip (a pipeline of EVALSHAs, not a transaction)."""
