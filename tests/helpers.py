@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
 
 from retarget.app import create_app
 from retarget.clock import Clock
@@ -274,3 +275,28 @@ async def open_shop(client: httpx.AsyncClient) -> Shop:
         publisher_id=publisher["id"],
         api_key=publisher["api_key"],
     )
+
+
+async def commands_sent(redis: Redis, action: Callable[[], Awaitable[Any]]) -> list[str]:
+    """Every command a client sent Redis while ``action`` ran, as MONITOR lists them (those a
+    script runs inside Redis carry a "lua" source: not round trips, left out). A PING from a
+    connection opened beforehand marks the end of the action's traffic in the stream."""
+    marker = redis.client()
+    await marker.ping()
+    sent: list[str] = []
+    try:
+        async with redis.monitor() as monitor:
+            await action()
+            await marker.echo("end-of-action")
+            async for command in monitor.listen():
+                if command["command"].startswith("ECHO"):
+                    break
+                if command["client_type"] != "lua":
+                    sent.append(command["command"])
+    finally:
+        await marker.aclose()
+    return sent
+
+
+def command_names(sent: list[str]) -> list[str]:
+    return [command.split()[0].upper() for command in sent]

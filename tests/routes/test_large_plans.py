@@ -8,7 +8,16 @@ from redis.asyncio import Redis
 
 from retarget.clock import FrozenClock
 from retarget.settings import Settings
-from tests.helpers import Shop, create_campaign, decide, open_shop, purchase, serving
+from tests.helpers import (
+    Shop,
+    command_names,
+    commands_sent,
+    create_campaign,
+    decide,
+    open_shop,
+    purchase,
+    serving,
+)
 
 CHANGES = 100
 CAMPAIGNS = 80  # their plan's strings (~6 KB) pass PLAN_SCRIPT_MIN_BYTES (4 KB)
@@ -41,21 +50,15 @@ async def test_with_many_candidates_the_best_bid_wins_in_one_short_round_trip(
         campaigns = await many_campaigns(client, shop)
         buyer = await purchase(client, shop.pixel_id)
         await decide(client, shop.api_key, buyer, ("feed-bottom",))  # sends the script
-        marker = redis.client()
-        await marker.ping()
-        sent: list[str] = []
-        async with redis.monitor() as monitor:
-            response = await decide(client, shop.api_key, buyer)
-            await marker.echo("end-of-decision")
-            async for command in monitor.listen():
-                if command["command"].startswith("ECHO"):
-                    break
-                if command["client_type"] != "lua":
-                    sent.append(command["command"])
-        await marker.aclose()
+        responses = []
 
-    assert response.json()["decisions"]["feed-top"]["campaign_id"] == campaigns[-1]["id"]
-    assert [command.split()[0] for command in sent] == ["EVALSHA"]
+        async def one_decision() -> None:
+            responses.append(await decide(client, shop.api_key, buyer))
+
+        sent = await commands_sent(redis, one_decision)
+
+    assert responses[0].json()["decisions"]["feed-top"]["campaign_id"] == campaigns[-1]["id"]
+    assert command_names(sent) == ["EVALSHA"]
     assert len(sent[0]) < 300, sent[0]
 
 
