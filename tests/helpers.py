@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -300,3 +301,25 @@ async def commands_sent(redis: Redis, action: Callable[[], Awaitable[Any]]) -> l
 
 def command_names(sent: list[str]) -> list[str]:
     return [command.split()[0].upper() for command in sent]
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample (name with labels) in the Prometheus text, 0 if absent."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(match[1]) if match else 0.0
+
+
+async def hits_with_rotating_forwarded_for(
+    client: httpx.AsyncClient, pixel_id: str, hits: int
+) -> list[int]:
+    """Statuses of ``hits`` pixel hits, each claiming another client in X-Forwarded-For."""
+    statuses = []
+    for n in range(hits):
+        client.cookies.clear()
+        response = await client.get(
+            f"/px/{pixel_id}.gif",
+            params={"cat": "books"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+        )
+        statuses.append(response.status_code)
+    return statuses

@@ -20,7 +20,7 @@ from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.settings import Settings
 from retarget.signing import sign
 from retarget.users import new_cookie_id
-from tests.helpers import create_campaign, decide, fire_pixel, open_shop, serving
+from tests.helpers import create_campaign, decide, fire_pixel, metric, open_shop, serving
 
 NO_FILL = "x-retarget-no-fill"
 
@@ -127,14 +127,6 @@ async def test_a_pixel_hit_answers_at_its_deadline_while_redis_is_frozen_and_is_
     replayed = metric(metrics, 'retarget_spool_records_total{result="replayed"}')
     duplicate = metric(metrics, 'retarget_spool_records_total{result="duplicate"}')
     assert replayed + duplicate == 1
-
-
-def metric(text: str, name: str) -> float:
-    """One sample of the Prometheus text, 0 if absent."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 async def _spool_empty(client: httpx.AsyncClient) -> bool:

@@ -88,11 +88,10 @@ class Recorder:
 
     def _landed_late(self, started: float, reply: asyncio.Future[object]) -> None:
         """The breaker and metrics learn how a call past its deadline ended."""
-        exc = reply.exception() if not reply.cancelled() else None
-        if reply.cancelled() or exc is not None:
-            if isinstance(exc, OUTAGES):
-                self._breaker.failure()
-            self._metrics.redis_call("record_event", time.perf_counter() - started, failed=True)
+        if reply.cancelled():
+            return
+        if (exc := reply.exception()) is not None:
+            self._failed("record_event", started, exc)
         else:
             self._breaker.success()
             self._metrics.redis_call("record_event", time.perf_counter() - started)

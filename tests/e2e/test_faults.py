@@ -11,7 +11,6 @@ import contextlib
 import http.cookiejar
 import itertools
 import os
-import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from retarget.pixel import GIF
 from retarget.users import new_cookie_id
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import Service, service_env
-from tests.helpers import Shop, create_campaign, decide, open_shop
+from tests.helpers import Shop, create_campaign, decide, metric, open_shop
 
 pytestmark = pytest.mark.e2e
 
@@ -230,12 +229,6 @@ async def shop_with_a_campaign(base_url: str) -> tuple[Shop, list[str]]:
 async def scrape(base_url: str) -> str:
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
         return (await client.get("/metrics")).text
-
-
-def metric(text: str, name: str) -> float:
-    """The value of one sample (name with labels) in the Prometheus text, 0 if absent."""
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(match[1]) if match else 0.0
 
 
 async def settled(base_url: str, seconds: float = 15.0) -> dict[str, object]:

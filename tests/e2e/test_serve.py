@@ -14,7 +14,7 @@ import redis
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.conftest import Service, children_of, is_running_redis, run_serve, service_env
-from tests.helpers import open_shop
+from tests.helpers import hits_with_rotating_forwarded_for, open_shop
 
 pytestmark = pytest.mark.e2e
 
@@ -153,15 +153,7 @@ async def test_a_rotating_x_forwarded_for_from_a_local_untrusted_peer_earns_no_e
     service.wait_ready()
     async with httpx.AsyncClient(base_url=service.base_url, timeout=5) as client:
         shop = await open_shop(client)
-        statuses = []
-        for n in range(20):
-            client.cookies.clear()
-            response = await client.get(
-                f"/px/{shop.pixel_id}.gif",
-                params={"cat": "books"},
-                headers={"X-Forwarded-For": f"198.51.100.{n}"},
-            )
-            statuses.append(response.status_code)
+        statuses = await hits_with_rotating_forwarded_for(client, shop.pixel_id, 20)
 
     assert statuses.count(200) == 5
     assert set(statuses) == {200, 429}

@@ -21,7 +21,15 @@ from retarget.signing import sign
 from retarget.store.keys import user_seen_events
 from retarget.users import COOKIE_NAME, Namespace, UserRef, new_cookie_id
 from tests import raw_asgi
-from tests.helpers import ADMIN, bearer, create_campaign, decide, open_shop, purchase
+from tests.helpers import (
+    ADMIN,
+    bearer,
+    create_campaign,
+    decide,
+    hits_with_rotating_forwarded_for,
+    open_shop,
+    purchase,
+)
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -187,15 +195,7 @@ async def test_a_rotating_x_forwarded_for_from_an_untrusted_peer_earns_no_extra_
         client_from(app, "203.0.113.9") as client,
     ):
         shop = await open_shop(client)
-        statuses = []
-        for n in range(50):
-            client.cookies.clear()
-            response = await client.get(
-                f"/px/{shop.pixel_id}.gif",
-                params={"cat": "books"},
-                headers={"X-Forwarded-For": f"198.51.100.{n}"},
-            )
-            statuses.append(response.status_code)
+        statuses = await hits_with_rotating_forwarded_for(client, shop.pixel_id, 50)
 
     assert statuses.count(200) == 5
     assert await memberships(redis) == 5
