@@ -49,7 +49,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from bench import Result, machine, measure, process, require_wrk, wrk
+from bench import (
+    Result,
+    machine,
+    measure,
+    process,
+    require_wrk,
+    spread,
+    without_aof_rewrites,
+    wrk,
+)
 from catalog_bench import Group, advertiser, group_audience_ids, make_snapshot
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -367,16 +376,6 @@ class Runs:
     paced_outcomes: list[dict[str, float]] = field(default_factory=list)
 
 
-def spread(values: Sequence[float], digits: int = 2) -> str:
-    """Median, and the range over rounds when there is more than one value."""
-    if len(set(values)) == 1:
-        return f"{values[0]:,.{digits}f}"
-    return (
-        f"{statistics.median(values):,.{digits}f} "
-        f"({min(values):,.{digits}f} to {max(values):,.{digits}f})"
-    )
-
-
 def ratios(runs: list[Result], baseline: list[Result], metric: str) -> list[float]:
     """Per round: this state's ``metric`` over the baseline's in the same round."""
     return [
@@ -513,6 +512,7 @@ def main(argv: Sequence[str]) -> None:
             users_file = work / f"users-{index}.txt"
             users_file.write_text("\n".join(loaded.user_ids) + "\n")
             redis = Redis.from_url(embedded.url)
+            without_aof_rewrites(redis)
             servers.append((f"http://127.0.0.1:{port}", pid, redis, embedded, users_file))
             all_runs.append(Runs(state, loaded))
 

@@ -2,7 +2,6 @@
 local users = {}
 for line in io.lines(os.getenv("BENCH_USERS")) do users[#users + 1] = line end
 local pixel = os.getenv("BENCH_PIXEL") or "px_floor"
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local counter = 0
 math.randomseed(os.time())
 
@@ -13,8 +12,4 @@ request = function()
         counter .. "-" .. math.random(1e9) .. "&u=" .. id
     -- A browser's user agent: without one the pixel serves the GIF but records nothing.
     return wrk.format("GET", path, { ["Cookie"] = "rt_uid=" .. id, ["User-Agent"] = "Mozilla/5.0 (wrk)" })
-end
-
-if delay_ms > 0 then
-    delay = function() return delay_ms end
 end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ def new_key(role: Role) -> str:
     return f"rt_{role.value[:3]}_" + secrets.token_urlsafe(32)
 
 
+@functools.lru_cache(maxsize=4096)
 def key_hash(key: str) -> str:
-    """SHA-256: keys are 256 random bits, so a slow password hash would add nothing."""
+    """SHA-256: keys are 256 random bits, so a slow password hash would add nothing.
+    Cached: a publisher sends the same key with every decision."""
     return hashlib.sha256(key.encode()).hexdigest()
