@@ -50,7 +50,12 @@ from retarget.routes import (
 from retarget.server_events import EventBatch
 from retarget.settings import Settings, load_settings, with_secrets
 from retarget.spool import Spool
-from retarget.store.client import RedisClient, create_autopipeline, create_redis
+from retarget.store.client import (
+    RedisClient,
+    command_batches,
+    create_autopipeline,
+    create_redis,
+)
 from retarget.store.config import ConfigStore
 from retarget.store.counters import Counters
 from retarget.store.decisions import DecisionStore
@@ -136,7 +141,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             keep_seconds=window,
             pipeline=hot,
         )
-        counters = Counters(redis, clock.now)
+        counters = Counters(command_batches(redis, hot), clock.now)
         breaker = _breaker(settings, metrics)
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         recorder = Recorder(users, spool, breaker, metrics, settings.pixel_deadline_ms / 1000)

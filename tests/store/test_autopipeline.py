@@ -131,3 +131,25 @@ async def test_after_close_calls_fail_instead_of_reconnecting(pipeline: AutoPipe
 
     with pytest.raises(ConnectionError):
         await pipeline.evalsha(ECHO, ["k"], ["v"])
+
+
+async def test_a_batch_of_commands_gets_its_replies_in_order(
+    pipeline: AutoPipeline, redis: Redis
+) -> None:
+    replies = await pipeline.execute_many(
+        [("HINCRBY", "spend", "a", 2), ("HINCRBY", "spend", "b", 3), ("HGETALL", "spend")]
+    )
+
+    assert replies == [2, 3, [b"a", b"2", b"b", b"3"]]
+
+
+async def test_an_error_in_a_batch_is_raised_after_the_rest_have_run(
+    pipeline: AutoPipeline, redis: Redis
+) -> None:
+    await redis.set("text", "not a hash")
+
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await pipeline.execute_many([("HINCRBY", "text", "a", 1), ("INCR", "after")])
+
+    assert await redis.get("after") == b"1"
+    assert await pipeline.execute("PING") == b"PONG"  # the connection is still in step

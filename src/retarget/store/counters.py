@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from retarget.attribution import Conversion
 from retarget.budgets import Spend, day_of
 from retarget.clock import wait_or_stop
 from retarget.store import keys
-from retarget.store.client import RedisClient
+from retarget.store.client import Commands
 
 log = logging.getLogger("retarget")
 
@@ -26,8 +27,10 @@ FIELD_SEPARATOR = "|"
 
 
 class Counters:
-    def __init__(self, redis: RedisClient, now: Callable[[], float]) -> None:
-        self._redis = redis
+    def __init__(
+        self, send: Callable[[Commands], Awaitable[list[Any]]], now: Callable[[], float]
+    ) -> None:
+        self._send = send  # store.client.command_batches
         self._now = now
         self._stats: Counter[tuple[str, str]] = Counter()  # (day, field) -> n
         self._served: Counter[str] = Counter()  # campaign -> impressions since last flush
@@ -88,29 +91,26 @@ class Counters:
         stats, served = self._stats, self._served
         self._stats, self._served = Counter(), Counter()
         day = day_of(self._now())
+        commands: list[tuple[object, ...]] = []
+        for (stat_day, field), amount in stats.items():
+            verb = "HINCRBYFLOAT" if isinstance(amount, float) else "HINCRBY"
+            commands.append((verb, keys.stats(stat_day), field, amount))
+        for stat_day in {stat_day for stat_day, _ in stats}:
+            commands.append(("EXPIRE", keys.stats(stat_day), keys.STATS_TTL))
+        for campaign_id, amount in served.items():
+            commands.append(("HINCRBY", keys.SPEND_TOTAL, campaign_id, amount))
+            commands.append(("HINCRBY", keys.spend_day(day), campaign_id, amount))
+        commands.append(("EXPIRE", keys.spend_day(day), 3 * 86_400))
+        commands.append(("HGETALL", keys.SPEND_TOTAL))
+        commands.append(("HGETALL", keys.spend_day(day)))
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for (stat_day, field), amount in stats.items():
-                    if isinstance(amount, float):
-                        pipe.hincrbyfloat(keys.stats(stat_day), field, amount)
-                    else:
-                        pipe.hincrby(keys.stats(stat_day), field, amount)
-                for stat_day in {stat_day for stat_day, _ in stats}:
-                    pipe.expire(keys.stats(stat_day), keys.STATS_TTL)
-                for campaign_id, amount in served.items():
-                    pipe.hincrby(keys.SPEND_TOTAL, campaign_id, amount)
-                    pipe.hincrby(keys.spend_day(day), campaign_id, amount)
-                pipe.expire(keys.spend_day(day), 3 * 86_400)
-                pipe.hgetall(keys.SPEND_TOTAL)
-                pipe.hgetall(keys.spend_day(day))
-                *_, total, today = await pipe.execute()
+            *_, total, today = await self._send(commands)
         except Exception:
             # Keep the counts for the next flush rather than lose them.
             self._stats.update(stats)
             self._served.update(served)
             raise
-        new_total = {k.decode(): int(v) for k, v in total.items()}
-        new_today = {k.decode(): int(v) for k, v in today.items()}
+        new_total, new_today = _spend_by_campaign(total), _spend_by_campaign(today)
         old_total, old_today = self._total, self._today if self._today_day == day else {}
         self._total, self._today, self._today_day = new_total, new_today, day
         changed = {k for k, v in new_total.items() if old_total.get(k) != v}
@@ -126,3 +126,9 @@ class Counters:
                 await self.flush()
             except Exception as exc:
                 log.warning("counter flush failed (%s); retrying next interval", exc)
+
+
+def _spend_by_campaign(reply: Any) -> dict[str, int]:
+    """An HGETALL reply: a flat list from the auto-pipeline, a dict from the cluster client."""
+    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
+    return {campaign.decode(): int(amount) for campaign, amount in pairs}
