@@ -66,6 +66,16 @@ async def test_a_live_workers_file_cannot_be_claimed_by_another(tmp_path: Path) 
     assert other.to_replay == []
 
 
+async def test_a_file_still_being_created_under_its_dot_name_is_not_claimed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".12-ab12cd34-000001.spool").write_bytes(b"")  # created, not yet locked
+    other = Spool(tmp_path, max_bytes=1_000_000)
+
+    assert await other.claim_orphans() == 0
+    assert other.to_replay == []
+
+
 async def test_the_file_of_a_worker_that_is_gone_is_claimed_once(tmp_path: Path) -> None:
     dead = Spool(tmp_path, max_bytes=1_000_000)
     await dead.append([item("o-1"), item("o-2")])

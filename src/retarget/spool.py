@@ -209,7 +209,9 @@ class Spool:
             return []
         claimed = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}"), key=_mtime):
-            if path.name in held:
+            # pathlib's glob matches dot-names too: one is a file a worker is still creating,
+            # not yet locked (taking it would make that worker's append fail).
+            if path.name in held or path.name.startswith("."):
                 continue
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
