@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -27,7 +28,7 @@ from retarget.embedded_redis import EmbeddedRedis
 from retarget.publishers import SiteCategory
 from retarget.store import keys
 from retarget.store.autopipeline import AutoPipeline
-from retarget.store.client import Commands, command_batches
+from retarget.store.client import command_batches, pipelined
 from retarget.store.counters import Counters
 
 DECISIONS_PER_FLUSH = 6_500 // 4
@@ -52,15 +53,9 @@ async def measure(url: str, campaigns: int, flushes: int) -> list[tuple[str, lis
     await hot.connect()
     await redis.hset(keys.SPEND_TOTAL, mapping={f"cmp_{n:04d}": 1 for n in range(1_000)})
 
-    async def through_redis_py(commands: Commands) -> list[object]:
-        async with redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
-
     results = []
     for name, send in (
-        ("redis-py pipeline", through_redis_py),
+        ("redis-py pipeline", functools.partial(pipelined, redis)),
         ("auto-pipeline (hiredis)", command_batches(redis, hot)),
     ):
         counters = Counters(send, time.time)

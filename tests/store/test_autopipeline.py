@@ -131,6 +131,8 @@ async def test_after_close_calls_fail_instead_of_reconnecting(pipeline: AutoPipe
 
     with pytest.raises(ConnectionError):
         await pipeline.evalsha(ECHO, ["k"], ["v"])
+    with pytest.raises(ConnectionError):
+        await pipeline.execute_many([("PING",)])
 
 
 async def test_a_batch_of_commands_gets_its_replies_in_order(

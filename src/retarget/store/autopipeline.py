@@ -152,13 +152,12 @@ class AutoPipeline:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Several plain commands in one write (a background flush): their replies in order,
         or the first error once every reply is in."""
+        if self._closed:
+            raise ConnectionError("the redis pipeline is closed")
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         for command, future in zip(commands, futures, strict=True):
-            if self._closed:
-                future.set_exception(ConnectionError("the redis pipeline is closed"))
-            else:
-                self._queue(loop, hiredis.pack_command(tuple(command)), _Call(future, None, (), ()))
+            self._queue(loop, hiredis.pack_command(tuple(command)), _Call(future, None, (), ()))
         if futures:  # replies come in order: the last one answered means all are
             await asyncio.wait(futures[-1:])
         for error in [future.exception() for future in futures]:  # every one retrieved

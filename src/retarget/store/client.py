@@ -181,10 +181,11 @@ def command_batches(
     behind it); on a cluster, through the pooled client's pipeline, which routes by slot."""
     if isinstance(hot, AutoPipeline):
         return hot.execute_many
-    return functools.partial(_pipelined, redis)
+    return functools.partial(pipelined, redis)
 
 
-async def _pipelined(redis: RedisClient, commands: Commands) -> list[Any]:
+async def pipelined(redis: RedisClient, commands: Commands) -> list[Any]:
+    """Plain commands through redis-py's pipeline (one per node on a cluster): their replies."""
     async with redis.pipeline(transaction=False) as pipe:
         for command in commands:
             pipe.execute_command(*command)
