@@ -177,8 +177,9 @@ def command_batches(
 ) -> Callable[[Commands], Awaitable[list[Any]]]:
     """How background work (the counters' flush) sends a batch of plain commands: on one
     server, down the hot paths' connection, packed by hiredis in one write (through redis-py's
-    pipeline, 140 commands held the event loop for 1.7 ms, long enough to queue decisions
-    behind it); on a cluster, through the pooled client's pipeline, which routes by slot."""
+    pipeline, 139 commands held the event loop for 2 ms against 0.5: loadtests/flush_bench.py);
+    on a cluster, through the pooled client's pipeline, which routes by slot. The replies are
+    each client's own: an HGETALL is a flat list from the first, a dict from the second."""
     if isinstance(hot, AutoPipeline):
         return hot.execute_many
     return functools.partial(pipelined, redis)
