@@ -150,6 +150,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             asyncio.create_task(catalog.keep_fresh(settings.catalog_refresh_seconds, stop)),
             asyncio.create_task(counters.keep_flushing(settings.counters_flush_seconds, stop)),
             asyncio.create_task(recorder.keep_replaying(settings.spool_replay_seconds, stop)),
+            asyncio.create_task(metrics.keep_syncing(stop)),
         ]
         try:
             yield State(

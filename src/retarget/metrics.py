@@ -8,8 +8,11 @@ every worker's files.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from bisect import bisect_left
+from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,9 +27,42 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retarget.clock import wait_or_stop
+
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # 0.06: the default decision deadline (50 ms) plus 10 ms, the bound a decision must keep.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.06, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class _Pending:
+    """One histogram child's observations not yet handed to prometheus_client.
+
+    prometheus_client's ``observe`` costs about 1.5 µs (a lock, a bucket search in Python,
+    two value updates; mmap writes in multi-process mode), and a decision made four such
+    updates: 8 µs of its 80 in-process. Here an observation is a bisect and two additions;
+    ``Metrics.sync`` moves them into the child's values before every scrape and, for the
+    other workers' scrapes, every second."""
+
+    __slots__ = ("child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one: +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # le: a bound counts
+        self.total += seconds
+
+    def sync(self) -> None:
+        counts, values = self.counts, self.child._buckets  # its per-bucket (not cumulative)
+        for i, count in enumerate(counts):
+            if count:
+                values[i].inc(count)
+                counts[i] = 0
+        if self.total:
+            self.child._sum.inc(self.total)
+            self.total = 0.0
 
 
 class Metrics:
@@ -35,6 +71,9 @@ class Metrics:
     def __init__(self, decision_outcomes: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # The hot paths' observations, synced into the registry by ``sync``.
+        self._pending: dict[tuple[Any, tuple[str | int, ...]], _Pending] = {}
+        self._decision_counts: Tally[str] = Tally()
         r = self.registry
         self._requests = Histogram(
             "retarget_http_request_duration_seconds",
@@ -59,6 +98,7 @@ class Metrics:
             registry=r,
         )
         self._decisions = {o: decisions.labels(o) for o in ("fill", *decision_outcomes)}
+        self._decision_counts.update(dict.fromkeys(self._decisions, 0))
         self._pixel = Counter(
             "retarget_pixel_events_total",
             "Pixel hits by result (recorded, duplicate, spooled, opted_out, invalid, "
@@ -144,7 +184,7 @@ class Metrics:
         )
 
     def decision(self, no_fill: str | None) -> None:
-        self._decisions[no_fill or "fill"].inc()
+        self._decision_counts[no_fill or "fill"] += 1
 
     def pixel(self, result: str) -> None:
         self._child(self._pixel, result).inc()
@@ -166,7 +206,7 @@ class Metrics:
         self._conversions[kind].inc()
 
     def redis_call(self, operation: str, seconds: float, failed: bool = False) -> None:
-        self._child(self._redis_seconds, operation).observe(seconds)
+        self._histogram(self._redis_seconds, operation).observe(seconds)
         if failed:
             self._child(self._redis_errors, operation).inc()
 
@@ -191,10 +231,37 @@ class Metrics:
         self._catalog_loaded.set(time.time())
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._child(self._requests, route, method, f"{status // 100}xx").observe(seconds)
+        self._histogram(self._requests, route, method, status).observe(seconds)
 
     def processing(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._child(self._processing, route, method, f"{status // 100}xx").observe(seconds)
+        self._histogram(self._processing, route, method, status).observe(seconds)
+
+    def _histogram(self, metric: Any, *labels: str | int) -> _Pending:
+        """Where to observe ``metric`` for these labels (a status code counts as its class)."""
+        key = (metric, labels)
+        pending = self._pending.get(key)
+        if pending is None:
+            names = [f"{v // 100}xx" if isinstance(v, int) else v for v in labels]
+            pending = self._pending[key] = _Pending(self._child(metric, *names))
+        return pending
+
+    def sync(self) -> None:
+        """Hand the hot paths' observations to prometheus_client (to this worker's files,
+        in multi-process mode)."""
+        for pending in self._pending.values():
+            pending.sync()
+        counts = self._decision_counts
+        for outcome, count in counts.items():
+            if count:
+                self._decisions[outcome].inc(count)
+                counts[outcome] = 0
+
+    async def keep_syncing(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Sync every ``interval`` until ``stop`` is set, and once more then: with several
+        workers, a scrape reads the others' files, so theirs must not wait for a scrape."""
+        while not await wait_or_stop(stop, interval):
+            self.sync()
+        self.sync()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the hot paths record a few metrics per request
@@ -207,6 +274,7 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format, aggregated over every worker in multi-process mode."""
+        self.sync()
         registry = self.registry
         if os.environ.get(MULTIPROCESS_ENV):
             registry = CollectorRegistry()

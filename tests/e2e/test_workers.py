@@ -9,6 +9,7 @@ for every answer, so "every worker" is checked, not just likely.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -23,6 +24,7 @@ import httpx
 import orjson
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.signing import sign
@@ -52,6 +54,8 @@ PROPAGATION_SECONDS = 1.0
 IN_A_ROW = 20
 # How long to keep asking a worker that does not switch before failing.
 GIVE_UP_SECONDS = 5.0
+# How often each worker hands its hot-path metrics to the shared files (Metrics.keep_syncing).
+METRICS_SYNC_SECONDS = 1.0
 # httpx builds a TLS context per client (~35 ms) even for http:// URLs; sharing one keeps
 # a new connection per decision cheap, so the answers are dense in time.
 _TLS = ssl.create_default_context()
@@ -340,3 +344,36 @@ async def test_a_campaign_resumed_through_one_worker_gets_ads_from_every_worker_
     late = [a for a in answers if a.sent_after >= PROPAGATION_SECONDS and not serves(a)]
     assert not late, story
     assert switched(answers, serves, IN_A_ROW) == two_workers.pids, story
+
+
+async def test_metrics_scraped_from_any_worker_count_every_workers_decisions(
+    two_workers: Workers,
+) -> None:
+    retargeting = await retarget_a_buyer(two_workers)
+    serves = ad_of(retargeting.campaign_id)
+    answers = await ask_until_every_worker(
+        two_workers, retargeting, serves, time.monotonic(), in_a_row=3
+    )
+    assert switched(answers, serves, 3) == two_workers.pids, "\n".join(map(str, answers))
+    filled = sum(map(serves, answers))
+
+    # One kept-alive connection, so one worker answers every scrape: the other worker's
+    # decisions reach it only through the files each worker writes once a second.
+    deadline = time.monotonic() + 3 * METRICS_SYNC_SECONDS
+    async with two_workers.client() as client:
+        while True:
+            counted = fills(await client.get("/metrics"))
+            if counted == filled or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+
+    assert counted == filled
+
+
+def fills(response: httpx.Response) -> float:
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "retarget_decisions_total" and sample.labels == {"outcome": "fill"}:
+                return sample.value
+    return 0.0
