@@ -60,7 +60,7 @@ class Decider:
         self._clock = clock
         self._secret = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
         self._inflight = 0
-        self._memo: dict[tuple, d.Plan] = {}
+        self._memo: dict[tuple, tuple[list[d.Slot], d.Plan]] = {}
         self._memo_version = -1
         self._moments = d.Moments(counters.spend)
         counters.on_spend_change(
@@ -95,7 +95,8 @@ class Decider:
         explain: bool,
         received: float,
     ) -> Outcome:
-        slots = d.resolve_slots(publisher, request.placements)  # InvalidInput: the client's
+        category = request.site.category or publisher.site_category
+        slots, plan = self._plan(catalog, publisher, category, request.placements)
         empty: dict[str, d.Ad | None] = {slot.id: None for slot in slots}
         if not self._settings.advertising_enabled:
             return Outcome(empty, d.NoFill.DISABLED)
@@ -109,9 +110,7 @@ class Decider:
             return Outcome(empty, d.NoFill.OVERLOADED)
 
         now = self._clock.now()
-        category = request.site.category or publisher.site_category
         rejected: dict[str, d.Rejection] | None = {} if explain else None
-        plan = self._plan(catalog, publisher.id, category, slots)
         if explain:
             blocked = d.blocked_now(plan, now, self._counters.spend, rejected)
         else:
@@ -131,8 +130,16 @@ class Decider:
         # until Redis answers or the socket timeout fails it.
         reply = self._store.send(user, plan, blocked, len(slots), now, explain)
         self._inflight += 1
-        reply.add_done_callback(functools.partial(self._landed, time.perf_counter()))
-        if not await self._deadlines.reply_in_time(reply, time.perf_counter() - received):
+        sent = time.perf_counter()
+        in_time = False
+        try:
+            in_time = await self._deadlines.reply_in_time(reply, sent - received)
+        finally:
+            if in_time:
+                self._landed(sent, reply)
+            else:  # counted in flight until Redis answers (or the socket timeout fails it)
+                reply.add_done_callback(functools.partial(self._landed, sent))
+        if not in_time:
             return Outcome(empty, d.NoFill.DEADLINE)
         try:
             result = self._store.outcome(reply.result())
@@ -166,20 +173,27 @@ class Decider:
         self._metrics.redis_call("decide", time.perf_counter() - started, failed)
 
     def _plan(
-        self, catalog: Catalog, publisher_id: str, category: SiteCategory, slots: list[d.Slot]
-    ) -> d.Plan:
-        """Memoised per catalog version: the static part is the same for every user."""
+        self,
+        catalog: Catalog,
+        publisher: Publisher,
+        category: SiteCategory,
+        placements: list[d.PlacementIn],
+    ) -> tuple[list[d.Slot], d.Plan]:
+        """The request's slots (InvalidInput: the client's) and its plan, memoised per catalog
+        version: the static part is the same for every user."""
         if self._memo_version != catalog.version:
             self._memo, self._memo_version = {}, catalog.version
             # A campaign's flight or budget may have changed with the catalog.
             self._moments = d.Moments(self._counters.spend)
-        key = (publisher_id, category, tuple(slots))
+        key = (publisher.id, category, *[(p.id, p.format, p.width, p.height) for p in placements])
         found = self._memo.get(key)
         if found is None:
+            slots = d.resolve_slots(publisher, placements)
             if len(self._memo) > 10_000:
                 self._memo.clear()
-            found = self._memo[key] = d.plan(
-                d.context_candidates(catalog.ranked, publisher_id, category, slots)
+            found = self._memo[key] = (
+                slots,
+                d.plan(d.context_candidates(catalog.ranked, publisher.id, category, slots)),
             )
         return found
 
@@ -236,7 +250,7 @@ def _user_or_none(user_in: d.UserIn) -> UserRef | None:
     if not user_in.id:
         return None
     try:
-        return parse_user(user_in.namespace.value, user_in.id)
+        return parse_user(user_in.namespace, user_in.id)
     except InvalidInput:
         return None
 
