@@ -82,14 +82,16 @@ def _key(scope: Scope) -> str | None:
     """The bearer credential, hashed (no secret kept in the buckets, and keys stay short)."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.partition(b" ")
-            if scheme.lower() == b"bearer" and token.strip():
-                return _bucket_of(token.strip())
+            return _bucket_of(value)
     return None
 
 
 @functools.lru_cache(maxsize=4096)  # a publisher sends the same key with every decision
-def _bucket_of(token: bytes) -> str:
+def _bucket_of(authorization: bytes) -> str | None:
+    scheme, _, token = authorization.partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
+        return None
     return "key:" + hashlib.blake2b(token, digest_size=12).hexdigest()
 
 

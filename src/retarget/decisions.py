@@ -430,7 +430,7 @@ def rendered_fields(
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 1 µs more, per ad served
 class Ad:
     """One filled placement."""
 

@@ -40,10 +40,10 @@ def cookie_id_or_none(raw: str | None) -> str | None:
     return raw if raw is not None and _COOKIE_ID.fullmatch(raw) else None
 
 
-def parse_user(namespace: str, raw_id: str) -> UserRef:
+def parse_user(namespace: Namespace | str, raw_id: str) -> UserRef:
     """Validate an id for its namespace and return it in canonical form."""
     try:
-        ns = Namespace(namespace)
+        ns = namespace if isinstance(namespace, Namespace) else Namespace(namespace)
     except ValueError:
         raise InvalidInput(
             "namespace must be one of cookie, email, maid", field="namespace"
