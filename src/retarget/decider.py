@@ -128,18 +128,13 @@ class Decider:
         # The reply is not waited for past the deadline, but it is still read (and dropped)
         # when it comes: the connection stays in step, and the call counts as in flight
         # until Redis answers or the socket timeout fails it.
-        reply = self._store.send(user, plan, blocked, len(slots), now, explain)
-        self._inflight += 1
         sent = time.perf_counter()
-        in_time = False
-        try:
-            in_time = await self._deadlines.reply_in_time(reply, sent - received)
-        finally:
-            if in_time:
-                self._landed(sent, reply)
-            else:  # counted in flight until Redis answers (or the socket timeout fails it)
-                reply.add_done_callback(functools.partial(self._landed, sent))
-        if not in_time:
+        # In flight until Redis answers or the socket timeout fails the call, even when the
+        # deadline has let this request go: ``_landed`` hears which.
+        landed = functools.partial(self._landed, sent)
+        reply = self._store.send(user, plan, blocked, len(slots), now, explain, landed)
+        self._inflight += 1
+        if not await self._deadlines.reply_in_time(reply, sent - received):
             return Outcome(empty, d.NoFill.DEADLINE)
         try:
             result = self._store.outcome(reply.result())
@@ -162,15 +157,14 @@ class Decider:
             )
         return outcome
 
-    def _landed(self, started: float, call: asyncio.Future[object]) -> None:
+    def _landed(self, started: float, error: BaseException | None) -> None:
         self._inflight -= 1
-        failed = call.cancelled() or call.exception() is not None
-        if not call.cancelled():  # an error reply is still an answer: only outages count
-            if is_outage(call.exception()):
+        if not isinstance(error, asyncio.CancelledError):
+            if is_outage(error):  # an error reply is still an answer: only outages count
                 self._breaker.failure()
             else:
                 self._breaker.success()
-        self._metrics.redis_call("decide", time.perf_counter() - started, failed)
+        self._metrics.redis_call("decide", time.perf_counter() - started, error is not None)
 
     def _plan(
         self,

@@ -69,29 +69,24 @@ class Recorder:
         the purchase's conversion, computed from the reply nobody waits for, is not counted.
         """
         if self._breaker.allow():
-            started = time.perf_counter()
-            reply = self._users.send(recording, now)
+            landed = functools.partial(self._landed, time.perf_counter())
+            reply = self._users.send(recording, now, landed)
             if await self._deadlines.reply_in_time(reply):
                 try:
-                    recorded = self._users.recorded(reply.result())
-                except (RedisError, OSError) as exc:
-                    self._failed("record_event", started, exc)
-                else:
-                    self._breaker.success()
-                    self._metrics.redis_call("record_event", time.perf_counter() - started)
-                    return recorded
+                    return self._users.recorded(reply.result())
+                except (RedisError, OSError):
+                    pass  # _landed has logged it and told the breaker: spool
             else:
                 log.warning("record_event: no reply from redis within the deadline: spooling")
-                reply.add_done_callback(functools.partial(self._landed_late, started))
         await self._to_spool([recording], now)
         return None
 
-    def _landed_late(self, started: float, reply: asyncio.Future[object]) -> None:
-        """The breaker and metrics learn how a call past its deadline ended."""
-        if reply.cancelled():
+    def _landed(self, started: float, error: BaseException | None) -> None:
+        """The breaker and metrics learn how the call ended, in time or past its deadline."""
+        if isinstance(error, asyncio.CancelledError):
             return
-        if (exc := reply.exception()) is not None:
-            self._failed("record_event", started, exc)
+        if error is not None:
+            self._failed("record_event", started, error)
         else:
             self._breaker.success()
             self._metrics.redis_call("record_event", time.perf_counter() - started)

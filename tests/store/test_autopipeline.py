@@ -62,6 +62,25 @@ async def test_a_call_nobody_waits_for_keeps_the_next_reply_in_step(
     assert await abandoned == [b"first", b"a"]
 
 
+async def test_a_call_given_up_on_still_tells_its_landed_hook_how_it_ended(
+    pipeline: AutoPipeline, redis: Redis
+) -> None:
+    heard: list[BaseException | None] = []
+    given_up = pipeline.evalsha(COUNT, ["late"], [], heard.append)
+    given_up.set_result("deadline")  # what a deadline does to a call it stops waiting for
+    failing = pipeline.evalsha(
+        LuaScript("return redis.error_reply('no such thing')"), [], [], heard.append
+    )
+
+    assert await pipeline.evalsha(ECHO, ["next"], ["n"]) == [b"next", b"n"]  # in step
+    assert given_up.result() == "deadline"
+    assert await redis.get("late") == b"1"  # the call itself went on
+    assert heard[0] is None
+    assert isinstance(heard[1], ResponseError)
+    with pytest.raises(ResponseError):
+        await failing
+
+
 async def test_a_script_redis_forgot_is_sent_again_with_its_source(
     pipeline: AutoPipeline, redis: Redis
 ) -> None:
@@ -101,12 +120,15 @@ async def test_a_redis_that_stops_answering_fails_the_calls_within_the_socket_ti
 
 async def test_without_a_server_calls_fail_fast_with_a_connection_error() -> None:
     hot = pipeline_for(f"redis://127.0.0.1:{free_port()}/0")
+    heard: list[BaseException | None] = []
     started = time.perf_counter()
 
     with pytest.raises(ConnectionError):
-        await hot.evalsha(ECHO, ["k"], ["v"])
+        await hot.evalsha(ECHO, ["k"], ["v"], heard.append)
 
     assert time.perf_counter() - started < 0.5
+    assert len(heard) == 1
+    assert isinstance(heard[0], ConnectionError)
     await hot.aclose()
 
 

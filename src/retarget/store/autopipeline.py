@@ -21,8 +21,12 @@ Failure rules, the same as the redis-py client's settings (store/client.py):
   call is sent again once as ``EVAL`` with the source, which also reloads it.
 
 Abandoning a call (a decision's deadline) is safe: its reply is read and dropped, the
-connection stays in step. Only single-node Redis (or one node of a cluster, for keys of
-one slot) is supported here; see ``store/client.py`` for where a cluster client plugs in.
+connection stays in step. A call's future may be resolved by someone else first (a deadline
+does that, see ``deadlines``): its reply is then dropped, and how the call really ended is
+told to its ``landed`` hook, called once, as soon as Redis answers or the call fails.
+
+Only single-node Redis (or one node of a cluster, for keys of one slot) is supported here;
+see ``store/client.py`` for where a cluster client plugs in.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
@@ -59,8 +63,12 @@ class LuaScript:
         )
 
 
+Landed: TypeAlias = Callable[[BaseException | None], None]
+"""How a call ended: None when Redis answered it, else the error (an error reply too)."""
+
+
 class _Call:
-    __slots__ = ("args", "future", "keys", "script")
+    __slots__ = ("args", "future", "keys", "landed", "script")
 
     def __init__(
         self,
@@ -68,11 +76,44 @@ class _Call:
         script: LuaScript | None,
         keys: Sequence[Any],
         args: Sequence[Any],
+        landed: Landed | None = None,
     ) -> None:
         self.future = future
         self.script = script
         self.keys = keys
         self.args = args
+        self.landed = landed
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+        if self.landed is not None:
+            self.landed(error)
+
+    def answer(self, reply: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(reply)
+        if self.landed is not None:
+            self.landed(None)
+
+
+def call_in_task(awaitable: Awaitable[Any], landed: Landed | None = None) -> asyncio.Future[Any]:
+    """``awaitable`` run as a task, behind a plain future with the same contract as an
+    ``AutoPipeline`` call: a deadline may resolve the future first; ``landed`` hears the
+    end. (A task's own result cannot be set from outside.)"""
+    future = asyncio.get_running_loop().create_future()
+    call = _Call(future, None, (), (), landed)
+
+    def settle(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            call.fail(asyncio.CancelledError())
+        elif (error := task.exception()) is not None:
+            call.fail(error)
+        else:
+            call.answer(task.result())
+
+    asyncio.ensure_future(awaitable).add_done_callback(settle)
+    return future
 
 
 class _Protocol(asyncio.Protocol):
@@ -122,17 +163,21 @@ class AutoPipeline:
         self._closed = False
 
     def evalsha(
-        self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]
+        self,
+        script: LuaScript,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+        landed: Landed | None = None,
     ) -> asyncio.Future[Any]:
         """A future of the script's reply; it fails with a redis-py ``RedisError``."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        call = _Call(loop.create_future(), script, keys, args, landed)
         if self._closed:
-            future.set_exception(ConnectionError("the redis pipeline is closed"))
-            return future
+            call.fail(ConnectionError("the redis pipeline is closed"))
+            return call.future
         command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-        self._queue(loop, command, _Call(future, script, keys, args))
-        return future
+        self._queue(loop, command, call)
+        return call.future
 
     async def connect(self) -> None:
         """Connect now rather than on the first call (which would wait for it); a failure
@@ -209,11 +254,9 @@ class AutoPipeline:
                 return
             if str(reply).startswith("NOSCRIPT"):
                 reply = NoScriptError(str(reply))
-            if not call.future.done():
-                call.future.set_exception(reply)
+            call.fail(reply)
             return
-        if not call.future.done():
-            call.future.set_result(reply)
+        call.answer(reply)
 
     def _heard(self) -> None:
         self._awaited_since = asyncio.get_running_loop().time()
@@ -250,8 +293,7 @@ class AutoPipeline:
         waiting, self._waiting = self._waiting, deque()
         self._outbox.clear()
         for call in waiting:
-            if not call.future.done():
-                call.future.set_exception(error)
+            call.fail(error)
 
     # ---- connecting ----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, SlotNotCoveredError
 
 from retarget.settings import Settings
-from retarget.store.autopipeline import AutoPipeline, LuaScript
+from retarget.store.autopipeline import AutoPipeline, Landed, LuaScript, call_in_task
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
@@ -146,9 +146,13 @@ class ClusterHotPath:
         self._cluster = cluster
 
     def evalsha(
-        self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]
+        self,
+        script: LuaScript,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+        landed: Landed | None = None,
     ) -> asyncio.Future[Any]:
-        return asyncio.ensure_future(self._run(script, keys, args))
+        return call_in_task(self._run(script, keys, args), landed)
 
     async def _run(self, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:

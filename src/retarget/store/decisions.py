@@ -9,7 +9,7 @@ from typing import Any
 
 from retarget.decisions import Plan
 from retarget.store import keys
-from retarget.store.autopipeline import LuaScript
+from retarget.store.autopipeline import Landed, LuaScript
 from retarget.store.client import HotPipeline
 from retarget.store.scripts import lua_script
 from retarget.store.users import decode_purchase
@@ -109,17 +109,21 @@ class DecisionStore:
         slots: int,
         now: float,
         explain: bool,
+        landed: Landed | None = None,
     ) -> asyncio.Future[Any]:
         """Check the user's rules for the candidates, best first, and record the winners.
 
         Returns the pending reply (read it with ``outcome``): the caller may stop waiting
-        for it at a deadline without disturbing the connection."""
+        for it at a deadline without disturbing the connection; ``landed`` hears how the
+        call really ended."""
         user_keys = (keys.user_profile(user), keys.user_frequency(user))
         argv = (int(now), slots, "1" if explain else "0", ",".join(map(str, blocked)))
         script = self._script_of(plan)
         if script is not None:
-            return self._pipeline.evalsha(script, user_keys, argv)
-        return self._pipeline.evalsha(self._decide, user_keys, (*argv, plan.audiences, plan.specs))
+            return self._pipeline.evalsha(script, user_keys, argv, landed)
+        return self._pipeline.evalsha(
+            self._decide, user_keys, (*argv, plan.audiences, plan.specs), landed
+        )
 
     @staticmethod
     def outcome(reply: Any) -> ScriptOutcome:

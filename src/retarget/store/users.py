@@ -14,7 +14,7 @@ from retarget.attribution import Touch, TouchKind
 from retarget.audiences import Membership
 from retarget.events import Event, EventType
 from retarget.store import keys
-from retarget.store.autopipeline import LuaScript
+from retarget.store.autopipeline import Landed, LuaScript, call_in_task
 from retarget.store.client import HotPipeline, RedisClient
 from retarget.store.scripts import load_script
 from retarget.store.tracking import decode_touch
@@ -131,13 +131,16 @@ class UserStore:
         """Record in one round trip (one EVALSHA)."""
         return self.recorded(await self.send(recording, now))
 
-    def send(self, recording: Recording, now: float) -> asyncio.Future[Any]:
+    def send(
+        self, recording: Recording, now: float, landed: Landed | None = None
+    ) -> asyncio.Future[Any]:
         """Send the recording's one EVALSHA; its pending reply, for ``recorded``. The caller
-        may stop waiting for it at a deadline without disturbing the connection."""
+        may stop waiting for it at a deadline without disturbing the connection; ``landed``
+        hears how the call really ended."""
         script_keys, argv = self._args(recording, now)
         if self._pipeline is None:
-            return asyncio.ensure_future(self._record(keys=script_keys, args=argv))
-        return self._pipeline.evalsha(self._record_lua, script_keys, argv)
+            return call_in_task(self._record(keys=script_keys, args=argv), landed)
+        return self._pipeline.evalsha(self._record_lua, script_keys, argv, landed)
 
     @staticmethod
     def recorded(reply: Any) -> Recorded:
