@@ -133,6 +133,14 @@ def cpu_sets(pin: bool, workers: int) -> tuple[set[int] | None, set[int] | None]
     return ({cpus[-1]} if workers == 1 else None), load
 
 
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of a running process: ``sched_setaffinity(pid)`` pins only its main
+    thread. redis-server starts its background threads (the AOF's fsync among them) before
+    it can be pinned, and they ran on the app's core."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(thread), cpus)
+
+
 def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that pins the child (and every process it starts) to ``cpus``."""
     return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
@@ -500,7 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         redis_pid = embedded.process.pid  # type: ignore[union-attr]
         load_cpus = cpu_sets(args.pin, 1)[1]
         if load_cpus is not None:
-            os.sched_setaffinity(redis_pid, load_cpus)
+            pin_threads(redis_pid, load_cpus)
         uvicorn_flags = [
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
         ]  # fmt: skip
