@@ -129,8 +129,6 @@ class Decider:
         # when it comes: the connection stays in step, and the call counts as in flight
         # until Redis answers or the socket timeout fails it.
         sent = time.perf_counter()
-        # In flight until Redis answers or the socket timeout fails the call, even when the
-        # deadline has let this request go: ``_landed`` hears which.
         landed = functools.partial(self._landed, sent)
         reply = self._store.send(user, plan, blocked, len(slots), now, explain, landed)
         self._inflight += 1

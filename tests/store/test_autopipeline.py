@@ -81,6 +81,19 @@ async def test_a_call_given_up_on_still_tells_its_landed_hook_how_it_ended(
         await failing
 
 
+async def test_a_landed_hook_that_raises_holds_up_no_reply_behind_it(
+    pipeline: AutoPipeline,
+) -> None:
+    def broken(_: BaseException | None) -> None:
+        raise RuntimeError("a bug in a hook")
+
+    first = pipeline.evalsha(ECHO, ["first"], ["a"], broken)
+    second = pipeline.evalsha(ECHO, ["second"], ["b"])
+
+    assert await first == [b"first", b"a"]
+    assert await second == [b"second", b"b"]
+
+
 async def test_a_script_redis_forgot_is_sent_again_with_its_source(
     pipeline: AutoPipeline, redis: Redis
 ) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,8 @@ from redis.exceptions import (
     ResponseError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("retarget")
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,19 @@ class _Call:
     def fail(self, error: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(error)
-        if self.landed is not None:
-            self.landed(error)
+        self._tell(error)
 
     def answer(self, reply: Any) -> None:
         if not self.future.done():
             self.future.set_result(reply)
+        self._tell(None)
+
+    def _tell(self, error: BaseException | None) -> None:
         if self.landed is not None:
-            self.landed(None)
+            try:
+                self.landed(error)
+            except Exception:  # a hook's bug must not stop the replies behind this one
+                log.exception("a redis call's landed hook failed")
 
 
 def call_in_task(awaitable: Awaitable[Any], landed: Landed | None = None) -> asyncio.Future[Any]:
