@@ -130,8 +130,8 @@ class Decider:
         # until Redis answers or the socket timeout fails it.
         sent = time.perf_counter()
         landed = functools.partial(self._landed, sent)
+        self._inflight += 1  # before: a closed pipeline tells ``landed`` within ``send``
         reply = self._store.send(user, plan, blocked, len(slots), now, explain, landed)
-        self._inflight += 1
         if not await self._deadlines.reply_in_time(reply, sent - received):
             return Outcome(empty, d.NoFill.DEADLINE)
         try:

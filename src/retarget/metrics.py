@@ -12,7 +12,6 @@ import asyncio
 import os
 import time
 from bisect import bisect_left
-from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,7 +72,6 @@ class Metrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # The hot paths' observations, synced into the registry by ``sync``.
         self._pending: dict[tuple[Any, tuple[str | int, ...]], _Pending] = {}
-        self._decision_counts: Tally[str] = Tally()
         r = self.registry
         self._requests = Histogram(
             "retarget_http_request_duration_seconds",
@@ -98,7 +96,7 @@ class Metrics:
             registry=r,
         )
         self._decisions = {o: decisions.labels(o) for o in ("fill", *decision_outcomes)}
-        self._decision_counts.update(dict.fromkeys(self._decisions, 0))
+        self._decision_counts: dict[str, int] = dict.fromkeys(self._decisions, 0)
         self._pixel = Counter(
             "retarget_pixel_events_total",
             "Pixel hits by result (recorded, duplicate, spooled, opted_out, invalid, "

@@ -24,7 +24,7 @@ VERSION = "1"
 MAX_TOKEN = 1024
 
 
-@dataclass(slots=True)  # not frozen: that costs 1 µs per ad, a tenth of signing its token
+@dataclass(slots=True)  # not frozen: a frozen init costs 1 µs more, per ad served
 class Claims:
     decision_id: str
     advertiser_id: str
