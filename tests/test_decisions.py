@@ -24,6 +24,7 @@ from retarget.decisions import (
     blocked_now,
     context_candidates,
     context_rejection,
+    creatives_for,
     moment_rejection,
     pick_creative,
     plan,
@@ -444,6 +445,17 @@ def test_only_creatives_of_the_slots_size_are_picked() -> None:
     picked = {pick_creative(mixed, FEED, prior).id for prior in range(6)}
 
     assert picked == {"cr_a", "cr_b"}
+
+
+def test_a_campaign_remembers_the_creatives_of_a_bounded_number_of_slot_shapes() -> None:
+    # A placement without sizes takes any size a request names: each is a new shape.
+    mixed = serving(creatives=[banner("cr_small", width=320, height=50), banner("cr_a")])
+
+    fitting = [creatives_for(mixed, Slot("any", Format.BANNER, (w, 50))) for w in range(1, 400)]
+
+    assert [[c.id for c in found] for found in fitting if found] == [["cr_small"]]
+    assert [c.id for c in creatives_for(mixed, Slot("any", Format.BANNER, (300, 250)))] == ["cr_a"]
+    assert len(mixed.fitting) <= 64
 
 
 def test_a_banners_alt_text_gets_the_last_purchased_product() -> None:

@@ -51,6 +51,10 @@ class ServingCampaign:
     # The flight as Unix times (None: open), for the per-request checks.
     start_ts: float | None = None
     end_ts: float | None = None
+    # (format, size) -> the creatives that fit such a slot, filled in as slots are seen.
+    fitting: dict[tuple[Format, Size | None], tuple] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def compile(cls, campaign: Campaign, delay_days: Mapping[str, int]) -> ServingCampaign:

@@ -222,7 +222,13 @@ class Decider:
         self._counters.serve(campaign.id)
         self._moments.served(serving, now)
         self._counters.count(
-            "decisions", campaign.advertiser_id, campaign.id, creative.id, publisher.id, category
+            "decisions",
+            campaign.advertiser_id,
+            campaign.id,
+            creative.id,
+            publisher.id,
+            category,
+            at=now,
         )
         return d.Ad(
             decision_id=decision_id,

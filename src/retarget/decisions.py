@@ -169,9 +169,15 @@ def resolve_slots(publisher: Publisher, placements: list[PlacementIn]) -> list[S
 
 def creatives_for(serving: ServingCampaign, slot: Slot) -> tuple[Banner | Native | Video, ...]:
     """The campaign's creatives that fit the slot: its format and, for banners, its size."""
-    creatives = serving.creatives_by_format.get(slot.format, ())
-    if slot.format is Format.BANNER and slot.size is not None:
-        creatives = tuple(c for c in creatives if (c.width, c.height) == slot.size)  # type: ignore[union-attr]
+    shape = (slot.format, slot.size)
+    creatives = serving.fitting.get(shape)
+    if creatives is None:
+        creatives = serving.creatives_by_format.get(slot.format, ())
+        if slot.format is Format.BANNER and slot.size is not None:
+            creatives = tuple(c for c in creatives if (c.width, c.height) == slot.size)  # type: ignore[union-attr]
+        if len(serving.fitting) >= 64:  # a placement without sizes takes any size
+            serving.fitting.clear()
+        serving.fitting[shape] = creatives
     return creatives
 
 

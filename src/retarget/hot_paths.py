@@ -108,7 +108,10 @@ class HotPaths:
         finally:
             status = response.status if isinstance(response, HotResponse) else response.status_code
             answered = time.perf_counter()
-            self.metrics.request(template, scope["method"], status, answered - started)
-            self.metrics.processing(
-                template, scope["method"], status, answered - (request.received or started)
+            self.metrics.hot_request(
+                template,
+                scope["method"],
+                status,
+                answered - started,
+                answered - (request.received or started),
             )

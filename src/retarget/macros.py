@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -27,9 +28,24 @@ def fill(text: str, values: Mapping[str, str | None]) -> str:
     """Replace each macro by its value, else its fallback, else nothing (plain text out)."""
     if "{" not in text:
         return text
-    return _MACRO.sub(
-        lambda m: (
-            (values.get(m.group(1)) or m.group(2) or "") if m.group(1) in MACROS else m.group(0)
-        ),
-        text,
-    )
+    filled = []
+    for part in _template(text):
+        filled.append(part if isinstance(part, str) else values.get(part[0]) or part[1])
+    return "".join(filled)
+
+
+@functools.lru_cache(maxsize=4096)  # a creative's texts, filled again for every ad served
+def _template(text: str) -> tuple[str | tuple[str, str], ...]:
+    """``text`` split once into literal parts and (macro, fallback) pairs; an unknown macro
+    stays literal text."""
+    parts: list[str | tuple[str, str]] = []
+    start = 0
+    for match in _MACRO.finditer(text):
+        name = match.group(1)
+        if name not in MACROS:
+            continue
+        parts.append(text[start : match.start()])
+        parts.append((name, match.group(2) or ""))
+        start = match.end()
+    parts.append(text[start:])
+    return tuple(part for part in parts if part != "")

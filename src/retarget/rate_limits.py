@@ -59,27 +59,27 @@ class TokenBuckets:
 
     def take(self, key: str) -> Verdict:
         """Spend one token of ``key``'s bucket, or say how long until one is there."""
-        if self._capacity <= 0:
+        capacity = self._capacity
+        if capacity <= 0:
             return ALLOWED
         now = self._now()
         buckets = self._buckets
         found = buckets.get(key)
         if found is None:
-            tokens = self._capacity
+            tokens = capacity
             if len(buckets) >= self.max_keys:
                 buckets.popitem(last=False)
         else:
             tokens, then = found
-            # max(): a wall clock that steps back refills nothing rather than draining.
-            # Multiplying before dividing keeps round numbers exact (12 s at 5/min: 1 token).
-            refill = max(0.0, now - then) * self._capacity / 60.0
-            tokens = min(self._capacity, tokens + refill)
+            if now > then:  # a wall clock that steps back refills nothing
+                # Multiplying before dividing keeps round numbers exact (12 s at 5/min: 1).
+                tokens = min(capacity, tokens + (now - then) * capacity / 60.0)
             buckets.move_to_end(key)
         if tokens >= 1.0 - _EPSILON:
-            buckets[key] = (max(0.0, tokens - 1.0), now)
+            buckets[key] = (tokens - 1.0 if tokens > 1.0 else 0.0, now)
             return ALLOWED
         buckets[key] = (tokens, now)
-        wait = (1.0 - tokens) * 60.0 / self._capacity
+        wait = (1.0 - tokens) * 60.0 / capacity
         return Verdict(False, max(1, math.ceil(wait - _EPSILON)))
 
     def __len__(self) -> int:

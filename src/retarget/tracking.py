@@ -15,7 +15,7 @@ import binascii
 import functools
 import hashlib
 import hmac
-import secrets
+import os
 from dataclasses import dataclass
 
 from retarget.errors import InvalidInput
@@ -39,12 +39,18 @@ class Claims:
     expires_at: int
 
 
+# binascii and bytes.translate directly: base64.urlsafe_b64encode is two Python calls
+# around them, and these run twice per ad served.
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def new_decision_id() -> str:
-    return secrets.token_urlsafe(12)
+    """96 random bits, base64url (16 characters)."""
+    return binascii.b2a_base64(os.urandom(12), newline=False).translate(_URL_SAFE).decode()
 
 
 def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return binascii.b2a_base64(raw, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:

@@ -631,6 +631,20 @@ async def test_a_request_with_an_unknown_key_is_unauthorized(
     assert response.status_code == 401
 
 
+async def test_a_deleted_publishers_key_stops_getting_decisions_at_once(
+    client: httpx.AsyncClient, shop: Shop
+) -> None:
+    uid = await purchase(client, shop.pixel_id)
+    assert (await decide(client, shop.api_key, uid)).status_code == 200  # the key just worked
+
+    deleted = await client.delete(f"/v1/publishers/{shop.publisher_id}", headers=ADMIN)
+    response = await decide(client, shop.api_key, uid)
+
+    assert deleted.status_code == 204
+    assert response.status_code == 401
+    assert response.json()["error"]["field"] == "Authorization"
+
+
 async def test_a_decision_body_over_the_limit_is_refused_by_its_length(
     client: httpx.AsyncClient, shop: Shop
 ) -> None:
