@@ -24,7 +24,16 @@ GIF = b"image/gif"
 class HotRequest:
     """What a hot handler reads: headers, query, cookies and body, parsed only when asked."""
 
-    __slots__ = ("_cookies", "_query", "body_limit", "receive", "received", "scope", "state")
+    __slots__ = (
+        "_cookies",
+        "_headers",
+        "_query",
+        "body_limit",
+        "receive",
+        "received",
+        "scope",
+        "state",
+    )
 
     def __init__(
         self, scope: Scope, receive: Receive, state: Any, body_limit: int = 64 * 1024
@@ -34,6 +43,7 @@ class HotRequest:
         self.state = state  # the lifespan state, with attribute access
         self.body_limit = body_limit
         self._query: dict[str, str] | None = None
+        self._headers: dict[bytes, bytes] | None = None
         self._cookies: dict[str, str] | None = None
         # perf_counter() once the body is in: the client's upload ends, the service's work starts.
         self.received: float | None = None
@@ -45,10 +55,11 @@ class HotRequest:
 
     def header(self, name: bytes) -> str | None:
         """The first value of a header; ``name`` in lower case, as ASGI gives them."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                return value.decode("latin-1")
-        return None
+        headers = self._headers
+        if headers is None:  # built in C, reversed so that the first of repeated ones wins
+            headers = self._headers = dict(reversed(self.scope["headers"]))
+        value = headers.get(name)
+        return None if value is None else value.decode("latin-1")
 
     @property
     def query(self) -> dict[str, str]:

@@ -60,7 +60,7 @@ class Decider:
         self._clock = clock
         self._secret = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
         self._inflight = 0
-        self._memo: dict[tuple, tuple[list[d.Slot], d.Plan]] = {}
+        self._memo: dict[tuple, tuple[list[d.Slot], d.Plan, dict[str, None]]] = {}
         self._memo_version = -1
         self._moments = d.Moments(counters.spend)
         counters.on_spend_change(
@@ -96,8 +96,8 @@ class Decider:
         received: float,
     ) -> Outcome:
         category = request.site.category or publisher.site_category
-        slots, plan = self._plan(catalog, publisher, category, request.placements)
-        empty: dict[str, d.Ad | None] = {slot.id: None for slot in slots}
+        slots, plan, no_ads = self._plan(catalog, publisher, category, request.placements)
+        empty: dict[str, d.Ad | None] = dict(no_ads)
         if not self._settings.advertising_enabled:
             return Outcome(empty, d.NoFill.DISABLED)
         consent = request.consent
@@ -170,9 +170,9 @@ class Decider:
         publisher: Publisher,
         category: SiteCategory,
         placements: list[d.PlacementIn],
-    ) -> tuple[list[d.Slot], d.Plan]:
-        """The request's slots (InvalidInput: the client's) and its plan, memoised per catalog
-        version: the static part is the same for every user."""
+    ) -> tuple[list[d.Slot], d.Plan, dict[str, None]]:
+        """The request's slots (InvalidInput: the client's), its plan and its answer without
+        ads, memoised per catalog version: the static part is the same for every user."""
         if self._memo_version != catalog.version:
             self._memo, self._memo_version = {}, catalog.version
             # A campaign's flight or budget may have changed with the catalog.
@@ -186,6 +186,7 @@ class Decider:
             found = self._memo[key] = (
                 slots,
                 d.plan(d.context_candidates(catalog.ranked, publisher.id, category, slots)),
+                dict.fromkeys(slot.id for slot in slots),
             )
         return found
 

@@ -16,14 +16,15 @@ from retarget.store.users import decode_purchase
 from retarget.users import UserRef
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, per decision.
+@dataclass(slots=True)
 class Win:
     campaign_id: str
     prior_impressions: int
     last_purchase: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScriptOutcome:
     wins: list[Win | None]  # per slot
     rejections: list[tuple[str, str]]  # (campaign id, reason), with explain only
