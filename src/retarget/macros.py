@@ -28,7 +28,7 @@ def fill(text: str, values: Mapping[str, str | None]) -> str:
     """Replace each macro by its value, else its fallback, else nothing (plain text out)."""
     if "{" not in text:
         return text
-    filled = []
+    filled: list[str] = []
     for part in _template(text):
         filled.append(part if isinstance(part, str) else values.get(part[0]) or part[1])
     return "".join(filled)
