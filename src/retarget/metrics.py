@@ -72,7 +72,6 @@ class Metrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # The hot paths' observations, synced into the registry by ``sync``.
         self._pending: dict[tuple[Any, tuple[str | int, ...]], _Pending] = {}
-        self._hot: dict[tuple[str, str, int], tuple[_Pending, _Pending]] = {}
         r = self.registry
         self._requests = Histogram(
             "retarget_http_request_duration_seconds",
@@ -236,15 +235,8 @@ class Metrics:
         self, route: str, method: str, status: int, seconds: float, processing: float
     ) -> None:
         """A hot path's request: its whole time, and its time from the body being in."""
-        key = (route, method, status)
-        pair = self._hot.get(key)
-        if pair is None:
-            pair = self._hot[key] = (
-                self._histogram(self._requests, *key),
-                self._histogram(self._processing, *key),
-            )
-        pair[0].observe(seconds)
-        pair[1].observe(processing)
+        self._histogram(self._requests, route, method, status).observe(seconds)
+        self._histogram(self._processing, route, method, status).observe(processing)
 
     def _histogram(self, metric: Any, *labels: str | int) -> _Pending:
         """Where to observe ``metric`` for these labels (a status code counts as its class)."""
