@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 
 import pytest
 from hypothesis import given
@@ -118,6 +119,21 @@ def test_decision_ids_are_unique_and_url_safe() -> None:
 
     assert len(ids) == 1000
     assert all("|" not in i and "." not in i and "/" not in i for i in ids)
+
+
+def test_a_forked_worker_does_not_repeat_its_parents_decision_ids() -> None:
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's half
+        os.write(write, " ".join(new_decision_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        childs = set(pipe.read().split())
+
+    assert len(childs) == 100
+    assert not childs & {new_decision_id() for _ in range(100)}
 
 
 @given(st.text(max_size=2 * MAX_TOKEN))

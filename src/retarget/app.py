@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
+from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,7 +26,7 @@ from retarget.breaker import Breaker, BreakerState
 from retarget.catalog import LiveCatalog
 from retarget.clock import Clock, SystemClock
 from retarget.decider import Decider
-from retarget.decisions import DecisionRequest, NoFill
+from retarget.decisions import DECISION_REQUEST, NoFill
 from retarget.hot_paths import HotPaths, route, route_template
 from retarget.metrics import Metrics, RequestTimer
 from retarget.openapi import declare_errors
@@ -275,10 +276,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             get_openapi(title=app.title, version=app.version, routes=app.routes)
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (EventBatch, DecisionRequest):
-            extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        bodies = (("EventBatch", TypeAdapter(EventBatch)), ("DecisionRequest", DECISION_REQUEST))
+        for name, body in bodies:
+            extra = body.json_schema(ref_template="#/components/schemas/{model}")
             components.update(extra.pop("$defs", {}))
-            components[model.__name__] = extra
+            components[name] = extra
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -62,7 +62,11 @@ def field_name(loc: Sequence[Any]) -> str | None:
 
 
 def pydantic_message(error: Any) -> str:
-    """pydantic's message for one error, without its "Value error, " prefix."""
+    """pydantic's message for one error, without its "Value error, " prefix. An unknown field
+    reads the same whether the body is a model or a pydantic dataclass (which would say
+    "Unexpected keyword argument")."""
+    if error.get("type") == "unexpected_keyword_argument":
+        return "Extra inputs are not permitted"
     return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
 
 

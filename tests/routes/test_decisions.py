@@ -685,6 +685,33 @@ async def test_an_unknown_placement_is_refused_naming_it(
     assert response.json()["error"]["field"] == "placements.1.id"
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"placements": [{"id": "feed-top"}], "usr": {}}, "usr", "Extra inputs are not permitted"),
+        ({"placements": [{"id": "feed-top", "w": 1}]}, "placements.0.w", "not permitted"),
+        ({"placements": [{"id": "feed-top"}, {"id": "feed-top"}]}, "placements", "unique"),
+        ({"placements": [{"id": "feed-top", "width": 0}]}, "placements.0.width", "greater"),
+        ({"placements": [{"id": "feed-top"}], "consent": {"gdpr": 2}}, "consent.gdpr", "0 or 1"),
+        ({"placements": []}, "placements", "at least 1"),
+        ({"user": {"id": "x"}}, "placements", "required"),
+    ],
+    ids=["unknown-field", "unknown-placement-field", "repeated-id", "zero-width", "gdpr-2",
+         "no-placements", "placements-missing"],
+)  # fmt: skip
+async def test_a_malformed_request_gets_422_naming_the_field_and_the_reason(
+    client: httpx.AsyncClient, shop: Shop, body: dict[str, object], field: str, reason: str
+) -> None:
+    response = await client.post(
+        "/v1/decisions", json=body, headers={"Authorization": f"Bearer {shop.api_key}"}
+    )
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert reason in error["message"]
+
+
 async def test_the_admin_decides_for_the_publisher_it_names(
     client: httpx.AsyncClient, shop: Shop
 ) -> None:

@@ -11,7 +11,7 @@ from retarget.api_keys import Principal, Role
 from retarget.asgi import JSON, HotRequest, HotResponse
 from retarget.catalog import Catalog
 from retarget.decider import Outcome
-from retarget.decisions import DecisionRequest, NoFill
+from retarget.decisions import DECISION_REQUEST, DecisionRequest, NoFill
 from retarget.errors import Forbidden, NotFound, invalid_input
 from retarget.publishers import Publisher
 from retarget.routes.deps import bearer_principal
@@ -35,7 +35,7 @@ def publisher_for(catalog: Catalog, principal: Principal, publisher_id: str | No
 
 def parse_request(body: bytes) -> DecisionRequest:
     try:
-        return DecisionRequest.model_validate_json(body)
+        return DECISION_REQUEST.validate_json(body)
     except ValidationError as exc:
         raise invalid_input(exc) from None
 
