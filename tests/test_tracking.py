@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hmac
 import os
 
 import pytest
@@ -40,6 +41,40 @@ def test_a_signed_token_verifies_to_its_claims() -> None:
     token = sign(SECRET, CLAIMS)
 
     assert verify(SECRET, token, NOW) == CLAIMS
+
+
+def token_by_hand(version: str, digest: str, secret: str = SECRET) -> str:
+    """A token in the documented format: base64url payload '.' the first 16 bytes of
+    HMAC-<digest> of it, both unpadded."""
+    values = [str(getattr(CLAIMS, f.name)) for f in dataclasses.fields(Claims)]
+    payload = "|".join([version, *values]).encode()
+    mac = hmac.new(secret.encode(), payload, digest).digest()[:16]
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(mac)}"
+
+
+def test_tokens_are_signed_with_hmac_blake2s() -> None:
+    assert sign(SECRET, CLAIMS) == token_by_hand("2", "blake2s")
+
+
+def test_a_version_1_token_signed_with_hmac_sha256_still_verifies() -> None:
+    # Tokens already out in ads when a server is upgraded keep counting until they expire.
+    assert verify(SECRET, token_by_hand("1", "sha256"), NOW) == CLAIMS
+
+
+@pytest.mark.parametrize(
+    ("version", "digest"), [("1", "blake2s"), ("2", "sha256"), ("3", "sha256"), ("", "sha256")]
+)
+def test_a_token_whose_version_does_not_match_its_signature_is_refused(
+    version: str, digest: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        verify(SECRET, token_by_hand(version, digest), NOW)
+
+    assert refused.value.field == "token"
 
 
 def test_a_token_is_a_payload_and_a_signature_in_url_safe_characters() -> None:

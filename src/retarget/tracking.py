@@ -2,10 +2,16 @@
 
 A token names the decision, advertiser, campaign, creative, publisher, site category,
 placement and user, and when it expires. It is ``<payload>.<signature>``, both base64url:
-the payload is plain text fields joined by ``|`` (none may contain one), the signature
-the first 16 bytes of HMAC-SHA256 with the service's secret key. Nothing in a token is
-trusted before its signature is checked, and a click never redirects anywhere but the
-landing URL stored for the creative the token names.
+the payload is plain text fields joined by ``|`` (none may contain one), the first of them
+the token's version; the signature the first 16 bytes of an HMAC with the service's secret
+key: HMAC-BLAKE2s for version 2 (what ``sign`` writes), HMAC-SHA256 for version 1 (still
+verified, so tokens out in ads when a server is upgraded keep counting until they expire).
+Nothing in a token is trusted before its signature is checked, and a click never redirects
+anywhere but the landing URL stored for the creative the token names.
+
+Why BLAKE2s: a token is signed once per ad served, on the hot path, where the code runs
+cold; OpenSSL's HMAC-SHA256 took about 5.5 µs there (on CPUs without SHA extensions) and
+HMAC over CPython's built-in BLAKE2s about 3 µs.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from dataclasses import dataclass
 
 from retarget.errors import InvalidInput
 
-VERSION = "1"
+VERSION = "2"
+_DIGESTS = {"1": hashlib.sha256, "2": hashlib.blake2s}
 MAX_TOKEN = 1024
 
 
@@ -60,14 +67,13 @@ def _unb64(text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _keyed(secret: str) -> hmac.HMAC:
-    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+def _keyed(secret: str, version: str) -> hmac.HMAC:
+    return hmac.new(secret.encode(), digestmod=_DIGESTS[version])
 
 
-def _signature(secret: str, payload: bytes) -> bytes:
-    # Copying a keyed HMAC skips the key schedule (and OpenSSL's per-call set-up): about
-    # half the cost of hmac.new, once per ad served.
-    mac = _keyed(secret).copy()
+def _signature(secret: str, payload: bytes, version: str = VERSION) -> bytes:
+    # Copying a keyed HMAC skips the key schedule: once per ad served.
+    mac = _keyed(secret, version).copy()
     mac.update(payload)
     return mac.digest()[:16]
 
@@ -105,10 +111,13 @@ def verify(secret: str, token: str, now: float) -> Claims:
         raise InvalidInput("malformed tracking token", field="token") from None
     if _b64(payload) != encoded or _b64(given) != signature:  # one spelling per token
         raise InvalidInput("malformed tracking token", field="token")
-    if not hmac.compare_digest(_signature(secret, payload), given):
+    version = payload.partition(b"|")[0].decode(errors="replace")
+    if version not in _DIGESTS:  # both are sound MACs: naming one is no downgrade
+        raise InvalidInput("unsupported tracking token", field="token")
+    if not hmac.compare_digest(_signature(secret, payload, version), given):
         raise InvalidInput("tracking token signature does not match", field="token")
     fields = payload.decode(errors="replace").split("|")
-    if len(fields) != 12 or fields[0] != VERSION:
+    if len(fields) != 12:
         raise InvalidInput("unsupported tracking token", field="token")
     claims = Claims(*fields[1:10], int(fields[10]), int(fields[11]))  # type: ignore[arg-type]
     if now >= claims.expires_at:
