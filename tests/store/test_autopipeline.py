@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
@@ -50,6 +51,24 @@ async def test_calls_of_one_event_loop_tick_reach_redis_as_one_evalsha_each(
     after = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
     assert after - before == 50
     assert await redis.get("counted") == b"50"
+
+
+async def test_a_call_reaches_redis_before_its_caller_yields_to_the_event_loop(
+    pipeline: AutoPipeline, redis_server: EmbeddedRedis
+) -> None:
+    # Redis can run the first request's script while the app parses the next ones: the call
+    # is written at once, not at the end of the event-loop pass.
+    await pipeline.evalsha(COUNT, ["warm-up"], [])
+    watcher = SyncRedis.from_url(redis_server.url)
+
+    reply = pipeline.evalsha(COUNT, ["written-at-once"], [])
+    deadline = time.monotonic() + 2
+    while watcher.get("written-at-once") is None and time.monotonic() < deadline:
+        time.sleep(0.001)  # noqa: ASYNC251 - blocking on purpose: no later loop pass runs
+
+    assert watcher.get("written-at-once") == b"1"
+    assert await reply == 1
+    watcher.close()
 
 
 async def test_a_call_nobody_waits_for_keeps_the_next_reply_in_step(
