@@ -279,8 +279,8 @@ class Plan:
 
     - ``specs``: one line per candidate, best rank first: its script spec, a tab, its slot
       bitmask;
-    - ``audiences``: ``\n<audience>\t<rank>:<offset>:<length>,...\n`` per audience, where
-      offset and length (1-based, bytes) locate a candidate's line in ``specs``.
+    - ``audiences``: ``\n<audience>\t<rank>:<offset>,...\n`` per audience, where offset
+      (1-based, bytes) is where a candidate's line starts in ``specs``.
 
     The script finds the user's audiences in ``audiences`` and reads only those lines, and
     Python sends two prebuilt strings instead of encoding every candidate per request."""
@@ -303,7 +303,7 @@ def plan(candidates: list[Candidate]) -> Plan:
         line = f"{candidate.serving.script_spec}\t{candidate.mask}\n".encode()
         lines.append(line)
         for audience_id in dict.fromkeys(campaign.audience_ids):
-            entry = f"{index + 1}:{offset}:{len(line) - 1}"
+            entry = f"{index + 1}:{offset}"
             by_audience.setdefault(audience_id, []).append(entry)
         offset += len(line)
         budget = campaign.budget

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -225,6 +226,38 @@ async def test_a_frequency_cap_window_slides_so_ads_return_after_it(
     response = await decide(client, shop.api_key, uid)
 
     assert ad_in(response) is not None
+
+
+async def test_over_nine_days_of_visits_ads_fill_exactly_when_every_cap_and_the_interval_allow(
+    client: httpx.AsyncClient, shop: Shop, clock: FrozenClock
+) -> None:
+    """Against the rules written out plainly: a cap of n per s seconds is full when n of the
+    user's impressions of the campaign are less than s seconds old."""
+    caps = [(2, 3600), (6, DAY), (20, 7 * DAY)]
+    await campaign_for(
+        client,
+        shop,
+        frequency_caps=[{"impressions": n, "seconds": s} for n, s in caps],
+        min_interval_seconds=300,
+    )
+    uid = await purchase(client, shop.pixel_id)
+    rng = random.Random(1)
+    shown: list[float] = []
+    held_by = set()
+    for _ in range(80):
+        clock.advance(rng.choice([60, 299, 300, 900, 3600, 4 * 3600, 9 * 3600]))
+        now = clock.now()
+        holds = {s for n, s in caps if sum(t > now - s for t in shown) >= n}
+        if shown and now - shown[-1] < 300:
+            holds.add("min_interval")
+        filled = ad_in(await decide(client, shop.api_key, uid)) is not None
+        assert filled == (not holds), (now, shown)
+        if filled:
+            shown.append(now)
+        held_by |= holds
+    # The walk met every rule, and each cap's window slid past its oldest impressions.
+    assert held_by == {"min_interval", 3600, DAY, 7 * DAY}
+    assert clock.now() - shown[0] > 7 * DAY
 
 
 async def test_a_second_ad_waits_for_min_interval_seconds(

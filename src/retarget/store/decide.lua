@@ -6,15 +6,16 @@
 --
 -- KEYS[1]  user profile hash   {u:..}:p   m:<audience> -> "<since>:<expires>", p:<advertiser> -> JSON
 -- KEYS[2]  frequency hash      {u:..}:f   <campaign> -> "<count>;<ts>,<ts>,..." (all-time
---          impressions, for creative rotation; then recent ones, ascending unix seconds)
--- ARGV[1]  now (unix seconds, from the app's clock)
+--          impressions, for creative rotation; then recent ones, ascending unix seconds,
+--          each ten digits: until the year 2286, so the k-th sits at a known offset)
+-- ARGV[1]  now (unix seconds, ten digits, from the app's clock)
 -- ARGV[2]  number of placements (slots), at most 10
 -- ARGV[3]  "1" to check and explain every candidate, else "0" (check only those the
 --          user's audiences unlock)
 -- ARGV[4]  candidates blocked right now (out of flight, budget, pacing): 0-based ranks
 --          "i,j,..." or ""
--- ARGV[5]  audience index: "\n<audience>\t<rank>:<offset>:<length>,...\n" per audience
--- ARGV[6]  candidate lines, best rank first, located by offset and length (1-based bytes):
+-- ARGV[5]  audience index: "\n<audience>\t<rank>:<offset>,...\n" per audience
+-- ARGV[6]  candidate lines, best rank first, each starting at its offset (1-based bytes):
 --          campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
 --          \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1) \t slot bitmask
 --          (bit s-1 set: the campaign fits slot s)
@@ -28,111 +29,96 @@
 -- Writes only KEYS[2], only when something won; a user with no live membership costs one
 -- HGETALL.
 
-local now = tonumber(ARGV[1])
+-- Redis keeps no Lua state between calls and runs this on its one thread, so each call
+-- should allocate little: every string, table and closure is a malloc and later GC work
+-- (under load, most of this script's time). Hence fields read in place by one pattern,
+-- impression times compared inside their stored string (one probe per cap, not a number
+-- per impression), and library functions kept in locals.
+local find, sub, match, gmatch, byte = string.find, string.sub, string.match, string.gmatch, string.byte
+local tonumber, insert, sort, max = tonumber, table.insert, table.sort, math.max
+local band, lshift, call = bit.band, bit.lshift, redis.call
+
+local now_text = ARGV[1]
+assert(#now_text == 10, "now must be ten-digit unix seconds")
+local now = tonumber(now_text)
 local slots = tonumber(ARGV[2])
 local explain = ARGV[3] == "1"
 
 local since = {}
-local purchases = {}
-local profile = redis.call("HGETALL", KEYS[1])
+local profile = call("HGETALL", KEYS[1])
 local any = false
 for i = 1, #profile, 2 do
-    local name, value = profile[i], profile[i + 1]
-    local kind = string.sub(name, 1, 2)
-    if kind == "m:" then
-        local s, e = string.match(value, "^(%d+):(%d+)$")
+    local name = profile[i]
+    if byte(name, 1) == 109 and byte(name, 2) == 58 then  -- "m:"
+        local s, e = match(profile[i + 1], "^(%d+):(%d+)$")
         if tonumber(e) > now then
-            since[string.sub(name, 3)] = tonumber(s)
+            since[sub(name, 3)] = tonumber(s)
             any = true
         end
-    elseif kind == "p:" then
-        purchases[string.sub(name, 3)] = value
     end
 end
 
 local winners = {}
 local reasons = {}
 for i = 1, slots do winners[i] = {} end
--- Split on a one-character separator, keeping empty fields ("a\t\tb" has three).
-local function split(text, sep)
-    local out = {}
-    if text == nil or text == "" then return out end
-    local start = 1
-    while true do
-        local stop = string.find(text, sep, start, true)
-        if not stop then
-            table.insert(out, string.sub(text, start))
-            return out
-        end
-        table.insert(out, string.sub(text, start, stop - 1))
-        start = stop + 1
-    end
-end
 
 local index, lines = ARGV[5], ARGV[6]
 
-local function reject(campaign, reason)
-    if explain then
-        table.insert(reasons, campaign)
-        table.insert(reasons, reason)
-    end
-end
-
 -- Which candidates to check, best rank first: every line when explaining, else those an
 -- audience of the user unlocks (the rest cannot win: they need an audience the user lacks).
-local todo = {}
+local todo = {}        -- ranks, ascending
+local offsets = {}     -- rank -> where its line starts in `lines`
 if explain then
     local start, rank = 1, 1
     while start <= #lines do
-        local stop = string.find(lines, "\n", start, true)
-        table.insert(todo, { rank, start, stop - start })
-        start, rank = stop + 1, rank + 1
+        todo[rank], offsets[rank] = rank, start
+        start, rank = find(lines, "\n", start, true) + 1, rank + 1
     end
 elseif any then
-    local seen = {}
     for audience in pairs(since) do
-        local _, found = string.find(index, "\n" .. audience .. "\t", 1, true)
-        if found then
-            local stop = string.find(index, "\n", found + 1, true)
-            local entries = string.sub(index, found + 1, stop - 1)
-            for rank, offset, length in string.gmatch(entries, "(%d+):(%d+):(%d+)") do
-                rank = tonumber(rank)
-                if not seen[rank] then
-                    seen[rank] = true
-                    table.insert(todo, { rank, tonumber(offset), tonumber(length) })
-                end
+        local _, at = find(index, "\n" .. audience .. "\t", 1, true)
+        while at and byte(index, at) ~= 10 do  -- up to the entry list's "\n"
+            local rank, offset
+            _, at, rank, offset = find(index, "^(%d+):(%d+)", at + 1)
+            rank = tonumber(rank)
+            if not offsets[rank] then
+                offsets[rank] = tonumber(offset)
+                todo[#todo + 1] = rank
             end
+            at = at + 1  -- the "," or "\n" after it
         end
     end
-    table.sort(todo, function(a, b) return a[1] < b[1] end)
+    if #todo > 1 then sort(todo) end
 end
 if #todo == 0 then
     return { winners, reasons }
 end
 local blocked = {}
-for i in string.gmatch(ARGV[4], "%d+") do blocked[tonumber(i) + 1] = true end
+if ARGV[4] ~= "" then
+    for i in gmatch(ARGV[4], "%d+") do blocked[tonumber(i) + 1] = true end
+end
 
-local history = {}     -- campaign -> list of impression times (ascending)
-local counts = {}      -- campaign -> all impressions of it to this user
-local longest = {}     -- campaign -> { window, most } kept in history
-local changed = {}     -- campaigns whose history gained an impression
-local used = {}
+-- A campaign's recent impressions: "<ts>,<ts>,...", each entry 11 bytes with its comma.
+local function time_at(recent, k) return tonumber(sub(recent, 11 * k - 10, 11 * k - 1)) end
+
+local LINE = "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(%d+)\t([01])\t(%d+)"
+local seen = {}        -- campaign -> { count, recent, n, window, most, won }, once its history is read
+local won = {}         -- campaigns that won a slot, in order
 local open = slots
 
-for _, entry in ipairs(todo) do
-    local spec = split(string.sub(lines, entry[2], entry[2] + entry[3] - 1), "\t")
-    local campaign, advertiser = spec[1], spec[2]
+for _, rank in ipairs(todo) do
+    local campaign, advertiser, included, excluded, caps, min_interval, repeatable, mask =
+        match(lines, LINE, offsets[rank])
     if open == 0 then
-        if explain then reject(campaign, "outranked") else break end
-    elseif blocked[entry[1]] then
+        if not explain then break end
+        insert(reasons, campaign)
+        insert(reasons, "outranked")
+    elseif blocked[rank] then
         -- its in-process reason (flight, budget, pacing) is already known to the caller
     else
-        local mask = tonumber(spec[8])
-
         -- In an included audience, past its delay; in no excluded one.
         local verdict = "not_in_audience"
-        for _, entry in ipairs(split(spec[3], ",")) do
-            local audience, delay = string.match(entry, "^(.+):(%d+)$")
+        for audience, delay in gmatch(included, "([^,]+):(%d+)") do
             local joined = since[audience]
             if joined then
                 if joined + tonumber(delay) <= now then
@@ -142,66 +128,68 @@ for _, entry in ipairs(todo) do
                 verdict = "in_delay_window"
             end
         end
-        if verdict == nil then
-            for _, audience in ipairs(split(spec[4], ",")) do
+        if verdict == nil and excluded ~= "" then
+            for audience in gmatch(excluded, "[^,]+") do
                 if since[audience] then verdict = "excluded_audience" break end
             end
         end
 
         if verdict then
-            reject(campaign, verdict)
+            if explain then
+                insert(reasons, campaign)
+                insert(reasons, verdict)
+            end
         else
-            local caps = split(spec[5], ",")
-            local min_interval = tonumber(spec[6])
-            local repeatable = spec[7] == "1"
-            if not history[campaign] then
-                local stored = redis.call("HGET", KEYS[2], campaign) or "0;"
-                local count, recent = string.match(stored, "^(%d+);(.*)$")
-                history[campaign] = {}
-                counts[campaign] = tonumber(count) or 0
-                for _, t in ipairs(split(recent or "", ",")) do
-                    table.insert(history[campaign], tonumber(t))
+            min_interval = tonumber(min_interval)
+            local state = seen[campaign]
+            if not state then
+                local count, recent = match(call("HGET", KEYS[2], campaign) or "0;", "^(%d+);(.*)$")
+                if recent == "" then recent = nil end
+                -- History kept: what the caps and the interval can see (and at least a day,
+                -- so creatives rotate), at most as many impressions as the largest cap allows.
+                local window, most = max(min_interval, 86400), 16
+                for limit, seconds in gmatch(caps, "(%d+):(%d+)") do
+                    window, most = max(window, tonumber(seconds)), max(most, tonumber(limit))
                 end
+                state = { tonumber(count) or 0, recent or "", recent and (#recent + 1) / 11 or 0, window, most }
+                seen[campaign] = state
             end
-            local times = history[campaign]
-            -- History kept: what the caps and the interval can see (and at least a day, so
-            -- creatives rotate), at most as many impressions as the largest cap allows.
-            local window, most = math.max(min_interval, 86400), 16
-            for _, cap in ipairs(caps) do
-                local limit, seconds = string.match(cap, "^(%d+):(%d+)$")
-                window = math.max(window, tonumber(seconds))
-                most = math.max(most, tonumber(limit))
-            end
-            longest[campaign] = { window, most }
 
+            mask = tonumber(mask)
             for slot = 1, slots do
-                if winners[slot][1] == nil and bit.band(mask, bit.lshift(1, slot - 1)) ~= 0 then
+                if winners[slot][1] == nil and band(mask, lshift(1, slot - 1)) ~= 0 then
+                    local recent, n = state[2], state[3]
                     local why = nil
-                    if used[campaign] and not repeatable then
+                    if state[6] and repeatable == "0" then
                         why = "already_in_request"
-                    elseif #times > 0 and times[#times] + min_interval > now then
+                    elseif n > 0 and time_at(recent, n) + min_interval > now then
                         why = "min_interval"
                     else
-                        for _, cap in ipairs(caps) do
-                            local limit, seconds = string.match(cap, "^(%d+):(%d+)$")
-                            local count = 0
-                            for k = #times, 1, -1 do
-                                if times[k] > now - tonumber(seconds) then count = count + 1 else break end
+                        -- Capped when the limit-th latest impression is inside the window.
+                        for limit, seconds in gmatch(caps, "(%d+):(%d+)") do
+                            limit = tonumber(limit)
+                            if n >= limit and time_at(recent, n - limit + 1) > now - tonumber(seconds) then
+                                why = "frequency_capped"
+                                break
                             end
-                            if count >= tonumber(limit) then why = "frequency_capped" break end
                         end
                     end
                     if why then
-                        reject(campaign, why)
+                        if explain then
+                            insert(reasons, campaign)
+                            insert(reasons, why)
+                        end
                         break
-                    else
-                        winners[slot] = { campaign, counts[campaign], purchases[advertiser] or "" }
-                        counts[campaign] = counts[campaign] + 1
-                        table.insert(times, now)
-                        changed[campaign] = true
-                        used[campaign] = true
-                        open = open - 1
                     end
+                    winners[slot] = { campaign, state[1], advertiser }
+                    state[1] = state[1] + 1
+                    state[2] = n == 0 and now_text or recent .. "," .. now_text
+                    state[3] = n + 1
+                    if not state[6] then
+                        state[6] = true
+                        won[#won + 1] = campaign
+                    end
+                    open = open - 1
                 end
             end
         end
@@ -210,16 +198,26 @@ end
 
 -- Record: keep only the impressions any cap or the interval can still see.
 local ttl = 0
-for campaign in pairs(changed) do
-    local times, window, most = history[campaign], longest[campaign][1], longest[campaign][2]
-    local keep = {}
-    for k = math.max(1, #times - most + 1), #times do
-        if times[k] > now - window then table.insert(keep, times[k]) end
-    end
-    redis.call("HSET", KEYS[2], campaign, counts[campaign] .. ";" .. table.concat(keep, ","))
-    ttl = math.max(ttl, window)
+for _, campaign in ipairs(won) do
+    local state = seen[campaign]
+    local recent, n, window, most = state[2], state[3], state[4], state[5]
+    local first = max(1, n - most + 1)
+    while time_at(recent, first) <= now - window do first = first + 1 end  -- the newest is now
+    call("HSET", KEYS[2], campaign, state[1] .. ";" .. sub(recent, 11 * first - 10))
+    ttl = max(ttl, window)
 end
-if ttl > 0 and redis.call("TTL", KEYS[2]) < ttl then
-    redis.call("EXPIRE", KEYS[2], ttl)
+if ttl > 0 and call("TTL", KEYS[2]) < ttl then
+    call("EXPIRE", KEYS[2], ttl)
+end
+-- The winners' last purchases, from the profile read above.
+for slot = 1, slots do
+    local winner = winners[slot]
+    if winner[1] then
+        local key, purchase = "p:" .. winner[3], ""
+        for i = 1, #profile, 2 do
+            if profile[i] == key then purchase = profile[i + 1] break end
+        end
+        winner[3] = purchase
+    end
 end
 return { winners, reasons }

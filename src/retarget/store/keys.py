@@ -27,7 +27,8 @@ def user_seen_events(user: UserRef) -> str:
 
 
 def user_frequency(user: UserRef) -> str:
-    """Hash: ``<campaign id>`` -> ``"<ts>,<ts>,..."``, the impressions caps still see."""
+    """Hash: ``<campaign id>`` -> ``"<count>;<ts>,<ts>,..."``: all its impressions to the
+    user, then those its caps still see (see store/decide.lua)."""
     return user_tag(user) + ":f"
 
 
