@@ -35,6 +35,29 @@ def _empty() -> Mapping:
     return MappingProxyType({})
 
 
+def _script_spec(campaign: Campaign, delay_days: Mapping[str, int]) -> str:
+    """The campaign's user-dependent rules as store/decide.lua reads them (see its header).
+    Numbers are hexadecimal: Lua parses those with strtoul, decimals with strtod, twice."""
+    caps = campaign.frequency_caps
+    # History kept per user: what the caps and the interval can see (and at least a day, so
+    # creatives rotate), at most as many impressions as the largest cap allows.
+    window = max([campaign.min_interval_seconds, DAY, *(c.seconds for c in caps)])
+    most = max([16, *(c.impressions for c in caps)])
+    return "\t".join(
+        [
+            campaign.id,
+            campaign.advertiser_id,
+            ",".join(f"{a}:{delay_days.get(a, 0) * DAY:x}" for a in campaign.audience_ids),
+            ",".join(campaign.exclude_audience_ids),
+            ",".join(f"{c.impressions:x}:{c.seconds:x}" for c in caps),
+            f"{campaign.min_interval_seconds:x}",
+            "1" if campaign.repeat_in_request else "0",
+            f"{window:x}",
+            f"{most:x}",
+        ]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ServingCampaign:
     """A campaign that may serve, with its targeting compiled into sets for O(1) checks."""
@@ -71,17 +94,7 @@ class ServingCampaign:
             creatives_by_format=MappingProxyType(
                 {f: tuple(c) for f, c in by_format.items() if f in campaign.formats}
             ),
-            script_spec="\t".join(
-                [
-                    campaign.id,
-                    campaign.advertiser_id,
-                    ",".join(f"{a}:{delay_days.get(a, 0) * DAY}" for a in campaign.audience_ids),
-                    ",".join(campaign.exclude_audience_ids),
-                    ",".join(f"{c.impressions}:{c.seconds}" for c in campaign.frequency_caps),
-                    str(campaign.min_interval_seconds),
-                    "1" if campaign.repeat_in_request else "0",
-                ]
-            ),
+            script_spec=_script_spec(campaign, delay_days),
             start_ts=campaign.start.timestamp() if campaign.start else None,
             end_ts=campaign.end.timestamp() if campaign.end else None,
         )

@@ -135,7 +135,7 @@ class Decider:
         if not await self._deadlines.reply_in_time(reply, sent - received):
             return Outcome(empty, d.NoFill.DEADLINE)
         try:
-            result = self._store.outcome(reply.result())
+            result = self._store.outcome(reply.result(), len(slots))
         except (RedisError, OSError) as exc:
             log.warning("decision no-fill, redis: %s %s", type(exc).__name__, exc)
             return Outcome(empty, d.NoFill.REDIS_ERROR)

@@ -282,6 +282,8 @@ class Plan:
     - ``audiences``: ``\n<audience>\t<rank>:<offset>,...\n`` per audience, where offset
       (1-based, bytes) is where a candidate's line starts in ``specs``.
 
+    Numbers are hexadecimal, as in the specs.
+
     The script finds the user's audiences in ``audiences`` and reads only those lines, and
     Python sends two prebuilt strings instead of encoding every candidate per request."""
 
@@ -300,10 +302,10 @@ def plan(candidates: list[Candidate]) -> Plan:
     offset = 1
     for index, candidate in enumerate(candidates):
         campaign = candidate.serving.campaign
-        line = f"{candidate.serving.script_spec}\t{candidate.mask}\n".encode()
+        line = f"{candidate.serving.script_spec}\t{candidate.mask:x}\n".encode()
         lines.append(line)
         for audience_id in dict.fromkeys(campaign.audience_ids):
-            entry = f"{index + 1}:{offset}"
+            entry = f"{index + 1:x}:{offset:x}"
             by_audience.setdefault(audience_id, []).append(entry)
         offset += len(line)
         budget = campaign.budget

@@ -17,15 +17,17 @@
 -- ARGV[5]  audience index: "\n<audience>\t<rank>:<offset>,...\n" per audience
 -- ARGV[6]  candidate lines, best rank first, each starting at its offset (1-based bytes):
 --          campaign \t advertiser \t audience:delay_seconds,... \t excluded,...
---          \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1) \t slot bitmask
---          (bit s-1 set: the campaign fits slot s)
+--          \t impressions:seconds,... \t min_interval_seconds \t repeat(0|1)
+--          \t history_seconds \t history_most \t slot bitmask (bit s-1 set: fits slot s)
+--          (history: how long and how many of a user's impressions of it to keep)
+-- Every number in ARGV[4] to ARGV[6] is hexadecimal: tonumber(s, 16) is strtoul, while a
+-- decimal tonumber(s) runs strtod twice, 2,000 instructions a number.
 -- A large plan's own copy of this script (store/decisions.py, plan_script) has ARGV[5] and
 -- ARGV[6] in its source, on the line that reads them below, and gets ARGV[1] to ARGV[4].
 --
--- Returns { winners, explain }:
---   winners: per slot i, { campaign, prior impressions of it, last purchase JSON or "" }
---            or {} when the slot has no ad
---   explain: flat list of campaign, reason (only with ARGV[3] == "1")
+-- Returns one flat list (each nested table costs Redis a conversion of its own): per slot
+-- campaign, prior impressions of it, last purchase JSON or "" (campaign "" when the slot
+-- has no ad); then, only with ARGV[3] == "1", campaign, reason for each candidate refused.
 -- Writes only KEYS[2], only when something won; a user with no live membership costs one
 -- HGETALL.
 
@@ -35,7 +37,7 @@
 -- impression times compared inside their stored string (one probe per cap, not a number
 -- per impression), and library functions kept in locals.
 local find, sub, match, gmatch, byte = string.find, string.sub, string.match, string.gmatch, string.byte
-local tonumber, insert, sort, max = tonumber, table.insert, table.sort, math.max
+local tonumber, sort, max = tonumber, table.sort, math.max
 local band, lshift, call = bit.band, bit.lshift, redis.call
 
 local now_text = ARGV[1]
@@ -58,9 +60,16 @@ for i = 1, #profile, 2 do
     end
 end
 
-local winners = {}
-local reasons = {}
-for i = 1, slots do winners[i] = {} end
+-- The reply: per slot campaign ("" while open), prior impressions, advertiser (its last
+-- purchase at the end); then the reasons.
+local reply = {}
+for slot = 1, slots do reply[3 * slot - 2], reply[3 * slot - 1], reply[3 * slot] = "", 0, "" end
+local function reject(campaign, reason)
+    if explain then
+        reply[#reply + 1] = campaign
+        reply[#reply + 1] = reason
+    end
+end
 
 local index, lines = ARGV[5], ARGV[6]
 
@@ -79,10 +88,10 @@ elseif any then
         local _, at = find(index, "\n" .. audience .. "\t", 1, true)
         while at and byte(index, at) ~= 10 do  -- up to the entry list's "\n"
             local rank, offset
-            _, at, rank, offset = find(index, "^(%d+):(%d+)", at + 1)
-            rank = tonumber(rank)
+            _, at, rank, offset = find(index, "^(%x+):(%x+)", at + 1)
+            rank = tonumber(rank, 16)
             if not offsets[rank] then
-                offsets[rank] = tonumber(offset)
+                offsets[rank] = tonumber(offset, 16)
                 todo[#todo + 1] = rank
             end
             at = at + 1  -- the "," or "\n" after it
@@ -91,37 +100,36 @@ elseif any then
     if #todo > 1 then sort(todo) end
 end
 if #todo == 0 then
-    return { winners, reasons }
+    return reply
 end
 local blocked = {}
 if ARGV[4] ~= "" then
-    for i in gmatch(ARGV[4], "%d+") do blocked[tonumber(i) + 1] = true end
+    for i in gmatch(ARGV[4], "%x+") do blocked[tonumber(i, 16) + 1] = true end
 end
 
 -- A campaign's recent impressions: "<ts>,<ts>,...", each entry 11 bytes with its comma.
 local function time_at(recent, k) return tonumber(sub(recent, 11 * k - 10, 11 * k - 1)) end
 
-local LINE = "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(%d+)\t([01])\t(%d+)"
-local seen = {}        -- campaign -> { count, recent, n, window, most, won }, once its history is read
-local won = {}         -- campaigns that won a slot, in order
+local LINE = "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(%x+)\t([01])\t(%x+)\t(%x+)\t(%x+)"
+local seen = {}        -- campaign -> { count, recent, n, won }, once its history is read
+local won = {}         -- campaigns that won a slot, in order, with their history's bounds
 local open = slots
 
 for _, rank in ipairs(todo) do
-    local campaign, advertiser, included, excluded, caps, min_interval, repeatable, mask =
+    local campaign, advertiser, included, excluded, caps, min_interval, repeatable, window, most, mask =
         match(lines, LINE, offsets[rank])
     if open == 0 then
         if not explain then break end
-        insert(reasons, campaign)
-        insert(reasons, "outranked")
+        reject(campaign, "outranked")
     elseif blocked[rank] then
         -- its in-process reason (flight, budget, pacing) is already known to the caller
     else
         -- In an included audience, past its delay; in no excluded one.
         local verdict = "not_in_audience"
-        for audience, delay in gmatch(included, "([^,]+):(%d+)") do
+        for audience, delay in gmatch(included, "([^,]+):(%x+)") do
             local joined = since[audience]
             if joined then
-                if joined + tonumber(delay) <= now then
+                if joined + tonumber(delay, 16) <= now then
                     verdict = nil
                     break
                 end
@@ -135,59 +143,47 @@ for _, rank in ipairs(todo) do
         end
 
         if verdict then
-            if explain then
-                insert(reasons, campaign)
-                insert(reasons, verdict)
-            end
+            reject(campaign, verdict)
         else
-            min_interval = tonumber(min_interval)
+            min_interval = tonumber(min_interval, 16)
             local state = seen[campaign]
             if not state then
                 local count, recent = match(call("HGET", KEYS[2], campaign) or "0;", "^(%d+);(.*)$")
                 if recent == "" then recent = nil end
-                -- History kept: what the caps and the interval can see (and at least a day,
-                -- so creatives rotate), at most as many impressions as the largest cap allows.
-                local window, most = max(min_interval, 86400), 16
-                for limit, seconds in gmatch(caps, "(%d+):(%d+)") do
-                    window, most = max(window, tonumber(seconds)), max(most, tonumber(limit))
-                end
-                state = { tonumber(count) or 0, recent or "", recent and (#recent + 1) / 11 or 0, window, most }
+                state = { tonumber(count) or 0, recent or "", recent and (#recent + 1) / 11 or 0 }
                 seen[campaign] = state
             end
 
-            mask = tonumber(mask)
+            mask = tonumber(mask, 16)
             for slot = 1, slots do
-                if winners[slot][1] == nil and band(mask, lshift(1, slot - 1)) ~= 0 then
+                if reply[3 * slot - 2] == "" and band(mask, lshift(1, slot - 1)) ~= 0 then
                     local recent, n = state[2], state[3]
                     local why = nil
-                    if state[6] and repeatable == "0" then
+                    if state[4] and repeatable == "0" then
                         why = "already_in_request"
                     elseif n > 0 and time_at(recent, n) + min_interval > now then
                         why = "min_interval"
                     else
                         -- Capped when the limit-th latest impression is inside the window.
-                        for limit, seconds in gmatch(caps, "(%d+):(%d+)") do
-                            limit = tonumber(limit)
-                            if n >= limit and time_at(recent, n - limit + 1) > now - tonumber(seconds) then
+                        for limit, seconds in gmatch(caps, "(%x+):(%x+)") do
+                            limit = tonumber(limit, 16)
+                            if n >= limit and time_at(recent, n - limit + 1) > now - tonumber(seconds, 16) then
                                 why = "frequency_capped"
                                 break
                             end
                         end
                     end
                     if why then
-                        if explain then
-                            insert(reasons, campaign)
-                            insert(reasons, why)
-                        end
+                        reject(campaign, why)
                         break
                     end
-                    winners[slot] = { campaign, state[1], advertiser }
+                    reply[3 * slot - 2], reply[3 * slot - 1], reply[3 * slot] = campaign, state[1], advertiser
                     state[1] = state[1] + 1
                     state[2] = n == 0 and now_text or recent .. "," .. now_text
                     state[3] = n + 1
-                    if not state[6] then
-                        state[6] = true
-                        won[#won + 1] = campaign
+                    if not state[4] then
+                        state[4] = true
+                        won[#won + 1] = { campaign, tonumber(window, 16), tonumber(most, 16) }
                     end
                     open = open - 1
                 end
@@ -198,9 +194,10 @@ end
 
 -- Record: keep only the impressions any cap or the interval can still see.
 local ttl = 0
-for _, campaign in ipairs(won) do
+for _, entry in ipairs(won) do
+    local campaign, window, most = entry[1], entry[2], entry[3]
     local state = seen[campaign]
-    local recent, n, window, most = state[2], state[3], state[4], state[5]
+    local recent, n = state[2], state[3]
     local first = max(1, n - most + 1)
     while time_at(recent, first) <= now - window do first = first + 1 end  -- the newest is now
     call("HSET", KEYS[2], campaign, state[1] .. ";" .. sub(recent, 11 * first - 10))
@@ -211,13 +208,12 @@ if ttl > 0 and call("TTL", KEYS[2]) < ttl then
 end
 -- The winners' last purchases, from the profile read above.
 for slot = 1, slots do
-    local winner = winners[slot]
-    if winner[1] then
-        local key, purchase = "p:" .. winner[3], ""
+    if reply[3 * slot - 2] ~= "" then
+        local key, purchase = "p:" .. reply[3 * slot], ""
         for i = 1, #profile, 2 do
             if profile[i] == key then purchase = profile[i + 1] break end
         end
-        winner[3] = purchase
+        reply[3 * slot] = purchase
     end
 end
-return { winners, reasons }
+return reply

@@ -118,7 +118,7 @@ class DecisionStore:
         for it at a deadline without disturbing the connection; ``landed`` hears how the
         call really ended."""
         user_keys = (keys.user_profile(user), keys.user_frequency(user))
-        argv = (int(now), slots, "1" if explain else "0", ",".join(map(str, blocked)))
+        argv = (int(now), slots, "1" if explain else "0", ",".join(f"{i:x}" for i in blocked))
         script = self._script_of(plan)
         if script is not None:
             return self._pipeline.evalsha(script, user_keys, argv, landed)
@@ -127,19 +127,18 @@ class DecisionStore:
         )
 
     @staticmethod
-    def outcome(reply: Any) -> ScriptOutcome:
-        raw_wins, raw_reasons = reply
+    def outcome(reply: list[Any], slots: int) -> ScriptOutcome:
+        """The script's flat reply: per slot its campaign ("" for none), the user's prior
+        impressions of it and the last purchase JSON; then (campaign, reason) pairs."""
         wins: list[Win | None] = []
-        for raw in raw_wins:
-            if not raw:
-                wins.append(None)
-                continue
-            campaign, prior, purchase = raw
+        for i in range(0, 3 * slots, 3):
+            campaign, prior, purchase = reply[i : i + 3]
             wins.append(
-                Win(campaign.decode(), int(prior), decode_purchase(purchase) if purchase else None)
+                Win(campaign.decode(), prior, decode_purchase(purchase) if purchase else None)
+                if campaign
+                else None
             )
         reasons = [
-            (raw_reasons[i].decode(), raw_reasons[i + 1].decode())
-            for i in range(0, len(raw_reasons), 2)
+            (reply[i].decode(), reply[i + 1].decode()) for i in range(3 * slots, len(reply), 2)
         ]
         return ScriptOutcome(wins, reasons)
