@@ -287,6 +287,29 @@ async def test_an_ad_is_allowed_again_once_min_interval_seconds_have_passed(
     assert ad_in(response) is not None
 
 
+async def test_among_forty_audiences_each_buyer_gets_the_campaign_of_their_own(
+    client: httpx.AsyncClient, shop: Shop
+) -> None:
+    campaigns = []
+    for n in range(40):
+        audience = await create_audience(
+            client, shop.advertiser_id, name=f"a{n}", categories=[f"cat{n}"]
+        )
+        campaign = await create_campaign(client, shop.advertiser_id, [audience["id"]])
+        campaigns.append(campaign["id"])
+    stranger = await purchase(client, shop.pixel_id, cat="garden")
+
+    shown = [
+        campaign_shown(
+            await decide(client, shop.api_key, await purchase(client, shop.pixel_id, cat=f"cat{n}"))
+        )
+        for n in range(40)
+    ]
+
+    assert shown == campaigns
+    assert ad_in(await decide(client, shop.api_key, stranger)) is None
+
+
 async def test_a_buyer_gets_no_ad_within_the_audiences_delay_days(
     client: httpx.AsyncClient, shop: Shop, clock: FrozenClock
 ) -> None:
