@@ -112,8 +112,10 @@ end
 local function time_at(recent, k) return tonumber(sub(recent, 11 * k - 10, 11 * k - 1)) end
 
 local LINE = "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(%x+)\t([01])\t(%x+)\t(%x+)\t(%x+)"
-local seen = {}        -- campaign -> { count, recent, n, won }, once its history is read
-local won = {}         -- campaigns that won a slot, in order, with their history's bounds
+-- campaign -> { count, recent, n, window, most }, once its history is read; window and most
+-- (the history's bounds) are set once it wins a slot
+local seen = {}
+local won = {}         -- campaigns that won a slot, in order
 local open = slots
 
 for _, rank in ipairs(todo) do
@@ -185,8 +187,8 @@ for _, rank in ipairs(todo) do
                     state[2] = n == 0 and now_text or recent .. "," .. now_text
                     state[3] = n + 1
                     if not state[4] then
-                        state[4] = true
-                        won[#won + 1] = { campaign, tonumber(window, 16), tonumber(most, 16) }
+                        state[4], state[5] = tonumber(window, 16), tonumber(most, 16)
+                        won[#won + 1] = campaign
                     end
                     open = open - 1
                 end
@@ -197,10 +199,9 @@ end
 
 -- Record: keep only the impressions any cap or the interval can still see.
 local ttl = 0
-for _, entry in ipairs(won) do
-    local campaign, window, most = entry[1], entry[2], entry[3]
+for _, campaign in ipairs(won) do
     local state = seen[campaign]
-    local recent, n = state[2], state[3]
+    local recent, n, window, most = state[2], state[3], state[4], state[5]
     local first = max(1, n - most + 1)
     while time_at(recent, first) <= now - window do first = first + 1 end  -- the newest is now
     call("HSET", KEYS[2], campaign, state[1] .. ";" .. sub(recent, 11 * first - 10))
