@@ -510,7 +510,8 @@ def main(argv: list[str] | None = None) -> None:
         if load_cpus is not None:
             pin_threads(redis_pid, load_cpus)
         uvicorn_flags = [
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
+            "--loop", "uvloop", "--http", "retarget.http_protocol:HttpToolsProtocol",
+            "--no-access-log", "--no-proxy-headers",
         ]  # fmt: skip
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")}
         ports: dict[int, int] = {}

@@ -25,6 +25,8 @@ from retarget.logs import configure_logging, logging_config, startup_fields
 from retarget.settings import Settings, SettingsError, load_settings, with_secrets
 
 log = logging.getLogger("retarget")
+# uvicorn's httptools protocol, each response's head and body in one write (http_protocol).
+HTTP_PROTOCOL = "retarget.http_protocol:HttpToolsProtocol"
 
 
 def _say(line: str) -> None:
@@ -106,7 +108,7 @@ def serve(settings: Settings, *, with_demo: bool = False) -> None:
             "host": settings.host,
             "port": settings.port,
             "loop": "uvloop",
-            "http": "httptools",
+            "http": HTTP_PROTOCOL,
             "lifespan": "on",
             "access_log": settings.access_log,
             "log_level": settings.log_level,

@@ -6,56 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 
-from retarget.app import create_app
 from retarget.clock import FrozenClock
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.settings import Settings
 from retarget.signing import sign
 from retarget.users import new_cookie_id
+from tests.e2e.served import running
 from tests.helpers import Shop, create_campaign, decide, open_shop, purchase
 
 pytestmark = pytest.mark.e2e
 
 DAY = 86_400
 NO_FILL = "x-retarget-no-fill"
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
-    """The app under uvicorn on a free loopback port, in this event loop; an HTTP client."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, clock=clock),
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        lifespan="on",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if serving.done():
-                    serving.result()  # raises what stopped the startup
-                await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):  # a clean shutdown takes well under a second
-            await serving
 
 
 @pytest.fixture
