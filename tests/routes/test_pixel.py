@@ -19,6 +19,7 @@ from tests.helpers import (
     create_audience,
     export_user,
     fire_pixel,
+    serving,
 )
 
 DAY = 86_400
@@ -293,3 +294,30 @@ async def test_ten_thousand_malformed_pixel_hits_get_no_5xx(
         assert response.status_code < 500, (params, response.headers)
 
     assert statuses >= {200, 400, 404}
+
+
+async def test_a_buyer_of_more_categories_than_the_bound_keeps_the_newest_memberships(
+    settings, clock: FrozenClock, redis: Redis
+) -> None:
+    """max_memberships_per_user bounds every field of a buyer's profile; the oldest go."""
+    async with serving(settings.model_copy(update={"max_memberships_per_user": 3}), clock) as c:
+        advertiser = await create_advertiser(c)
+        audiences = [
+            (await create_audience(c, advertiser["id"], name=f"c{k}", categories=[f"c{k}"]))["id"]
+            for k in range(5)
+        ]
+        uid = None
+        for k in range(5):
+            response = await fire_pixel(c, advertiser["pixel_id"], uid=uid, cat=f"c{k}")
+            uid = response.cookies.get("rt_uid") or uid
+            clock.advance(60)
+        (profile,) = [k async for k in redis.scan_iter(match="*:p")]
+        kept = await redis.hkeys(profile)
+        # A hit that only renews a membership it has adds no field: nothing is dropped.
+        await fire_pixel(c, advertiser["pixel_id"], uid=uid, cat="c4")
+        renewed = await redis.hkeys(profile)
+
+    memberships = sorted(k.decode() for k in kept if k.startswith(b"m:"))
+    assert memberships == sorted(f"m:{audience}" for audience in audiences[3:])
+    assert len(kept) == 3  # the two newest memberships and the last purchase
+    assert sorted(renewed) == sorted(kept)
