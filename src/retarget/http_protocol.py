@@ -44,7 +44,8 @@ class HeadHoldingTransport:
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._held = b""
-        # The methods uvicorn calls per request, bound once (the rest: __getattr__).
+        # The methods uvicorn calls most (per response, per connection), bound once; the
+        # rest go through __getattr__.
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
 
