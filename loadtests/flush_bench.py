@@ -6,7 +6,8 @@ A flush runs on the same event loop as the decisions: while it packs its command
 their replies, nothing else runs, and at high load every decision that arrives meanwhile
 queues behind it. This fills the counters as a quarter of a second of decisions would
 (``--campaigns`` winning campaigns, at 6,500 decisions/s: one report counter and two spend
-increments each, over a spend hash of 1,000 campaigns), then times each flush in CPU
+increments each, over a spend hash of 1,000 campaigns, all with a budget, so the flush reads
+back the spend of all 1,000), then times each flush in CPU
 seconds of this process (the wait for Redis costs none), sent either through redis-py's
 pipeline (the pooled client, used on a cluster) or through the hot paths' auto-pipeline
 (``AutoPipeline.execute_many``, used on one server), against an embedded redis-server.
@@ -51,14 +52,16 @@ async def measure(url: str, campaigns: int, flushes: int) -> list[tuple[str, lis
     redis = Redis.from_url(url)
     hot = AutoPipeline(url, connect_timeout=1, socket_timeout=1, client_name="flush-bench")
     await hot.connect()
-    await redis.hset(keys.SPEND_TOTAL, mapping={f"cmp_{n:04d}": 1 for n in range(1_000)})
+    campaigns_with_budget = [f"cmp_{n:04d}" for n in range(1_000)]
+    await redis.hset(keys.SPEND_TOTAL, mapping=dict.fromkeys(campaigns_with_budget, 1))
 
     results = []
     for name, send in (
         ("redis-py pipeline", functools.partial(pipelined, redis)),
         ("auto-pipeline (hiredis)", command_batches(redis, hot)),
     ):
-        counters = Counters(send, time.time)
+        # Every campaign with a budget: the flush reads back the spend of all 1,000.
+        counters = Counters(send, time.time, watched=lambda: campaigns_with_budget)
         await flush_cpu_ms(counters, campaigns, 5)  # warm up
         results.append((name, await flush_cpu_ms(counters, campaigns, flushes)))
     await hot.aclose()

@@ -142,7 +142,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             keep_seconds=window,
             pipeline=hot,
         )
-        counters = Counters(command_batches(redis, hot), clock.now)
+        counters = Counters(
+            command_batches(redis, hot), clock.now, watched=lambda: catalog.current.budgeted
+        )
         breaker = _breaker(settings, metrics)
         spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         recorder = Recorder(users, spool, breaker, metrics, settings.pixel_deadline_ms / 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -586,6 +587,28 @@ async def test_a_campaign_whose_budget_is_spent_is_not_shown(
 
     assert ad_in(response) is None
     assert why_not(response, campaign) == "budget"
+
+
+async def test_a_budget_spent_through_one_worker_stops_the_campaign_on_another(
+    settings: Settings, clock: FrozenClock, redis: Redis
+) -> None:
+    """Two workers (apps on one Redis): each reads back the spend of every campaign with a
+    budget when it flushes its counters."""
+    quick = settings.model_copy(
+        update={"counters_flush_seconds": 0.05, "catalog_refresh_seconds": 0.05}
+    )
+    async with serving(quick, clock) as one, serving(quick, clock) as other:
+        shop = await open_shop(one)
+        budgeted = await campaign_for(one, shop, budget={"total_impressions": 2})
+        buyers = [await purchase(one, shop.pixel_id) for _ in range(3)]
+        served = [ad_in(await decide(one, shop.api_key, uid)) for uid in buyers[:2]]
+        await asyncio.sleep(0.5)  # both refresh their catalogs and flush, several times
+
+        response = await decide(other, shop.api_key, buyers[2], explain=True)
+
+    assert all(served)
+    assert ad_in(response) is None
+    assert why_not(response, budgeted) == "budget"
 
 
 async def test_a_campaign_ahead_of_its_even_pacing_is_held_back(

@@ -69,7 +69,7 @@ async def show(
         for q in (by_category, by_day, by_publisher)
     }
     campaigns = catalog.campaigns_of(advertiser_id)
-    spend = {c.id: state.counters.spend(c.id) for c in campaigns}
+    spend = await state.counters.global_spend([c.id for c in campaigns])
     return _page(
         "dashboard.html",
         advertiser=catalog.advertisers[advertiser_id],

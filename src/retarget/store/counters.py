@@ -2,9 +2,12 @@
 
 A decision or a tracking hit must cost one Redis round trip, so counters are not written
 per request: each worker adds them up in memory and flushes them every
-``counters_flush_seconds`` in one pipeline, which also reads back every campaign's global
-spend. A crash loses at most one interval of counts; budgets can be overspent by what other
-workers served since their last flush (documented in docs/reliability.md).
+``counters_flush_seconds`` in one pipeline, which also reads back the global spend of the
+campaigns with a budget (``watched``), the only ones a decision needs it for. Reading back
+every campaign's instead cost a flush 0.76 ms of CPU at 1,000 campaigns and 5.2 ms at
+10,000, four times a second per worker, on the decisions' event loop. A crash loses at most
+one interval of counts; budgets can be overspent by what other workers served since their
+last flush (documented in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from retarget.attribution import Conversion
@@ -28,10 +31,14 @@ FIELD_SEPARATOR = "|"
 
 class Counters:
     def __init__(
-        self, send: Callable[[Commands], Awaitable[list[Any]]], now: Callable[[], float]
+        self,
+        send: Callable[[Commands], Awaitable[list[Any]]],
+        now: Callable[[], float],
+        watched: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self._send = send  # store.client.command_batches
         self._now = now
+        self._watched = watched  # the campaigns whose global spend a flush reads back
         self._stats: Counter[tuple[str, str]] = Counter()  # (day, field) -> n
         self._served: Counter[str] = Counter()  # campaign -> impressions since last flush
         self._total: dict[str, int] = {}
@@ -76,7 +83,8 @@ class Counters:
         self._served[campaign_id] += 1
 
     def spend(self, campaign_id: str) -> Spend:
-        """Global spend at the last flush plus what this worker served since."""
+        """Global spend at the last flush plus what this worker served since (a campaign not
+        ``watched``: this worker's since its last flush)."""
         local = self._served.get(campaign_id, 0)
         today = self._today.get(campaign_id, 0) if self._today_day == day_of(self._now()) else 0
         return Spend(total=self._total.get(campaign_id, 0) + local, today=today + local)
@@ -100,17 +108,21 @@ class Counters:
         for campaign_id, amount in served.items():
             commands.append(("HINCRBY", keys.SPEND_TOTAL, campaign_id, amount))
             commands.append(("HINCRBY", keys.spend_day(day), campaign_id, amount))
-        commands.append(("EXPIRE", keys.spend_day(day), 3 * 86_400))
-        commands.append(("HGETALL", keys.SPEND_TOTAL))
-        commands.append(("HGETALL", keys.spend_day(day)))
+        if served:
+            commands.append(("EXPIRE", keys.spend_day(day), 3 * 86_400))
+        watched = self._watched()
+        if watched:
+            commands += _spend_reads(watched, day)
+        if not commands:
+            return  # nothing counted, nothing to read: an idle worker costs Redis nothing
         try:
-            *_, total, today = await self._send(commands)
+            replies = await self._send(commands)
         except Exception:
             # Keep the counts for the next flush rather than lose them.
             self._stats.update(stats)
             self._served.update(served)
             raise
-        new_total, new_today = _spend_by_campaign(total), _spend_by_campaign(today)
+        new_total, new_today = _spend_amounts(watched, replies) if watched else ({}, {})
         old_total, old_today = self._total, self._today if self._today_day == day else {}
         self._total, self._today, self._today_day = new_total, new_today, day
         changed = {k for k, v in new_total.items() if old_total.get(k) != v}
@@ -118,6 +130,17 @@ class Counters:
         if changed:
             for listener in self._spend_listeners:
                 listener(changed)
+
+    async def global_spend(self, campaign_ids: Sequence[str]) -> dict[str, Spend]:
+        """Every worker's spend of these campaigns, as Redis has it once this worker's own
+        counts are flushed (for pages that show it; decisions use ``spend``)."""
+        await self.flush()
+        if not campaign_ids:
+            return {}
+        totals, todays = _spend_amounts(
+            campaign_ids, await self._send(_spend_reads(campaign_ids, day_of(self._now())))
+        )
+        return {c: Spend(total=totals.get(c, 0), today=todays.get(c, 0)) for c in campaign_ids}
 
     async def keep_flushing(self, interval: float, stop: asyncio.Event) -> None:
         """Flush every ``interval`` until ``stop`` is set."""
@@ -128,7 +151,21 @@ class Counters:
                 log.warning("counter flush failed (%s); retrying next interval", exc)
 
 
-def _spend_by_campaign(reply: Any) -> dict[str, int]:
-    """An HGETALL reply: a flat list from the auto-pipeline, a dict from the cluster client."""
-    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
-    return {campaign.decode(): int(amount) for campaign, amount in pairs}
+def _spend_reads(campaign_ids: Sequence[str], day: str) -> list[tuple[object, ...]]:
+    """The commands reading the campaigns' total and daily spend (the last two of a batch)."""
+    return [
+        ("HMGET", keys.SPEND_TOTAL, *campaign_ids),
+        ("HMGET", keys.spend_day(day), *campaign_ids),
+    ]
+
+
+def _spend_amounts(
+    campaign_ids: Sequence[str], replies: list[Any]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Total and daily spend by campaign, from replies that end with ``_spend_reads``'s."""
+    total, today = replies[-2:]
+    return _by_campaign(campaign_ids, total), _by_campaign(campaign_ids, today)
+
+
+def _by_campaign(campaign_ids: Sequence[str], amounts: list[Any]) -> dict[str, int]:
+    return {c: int(a) for c, a in zip(campaign_ids, amounts, strict=True) if a is not None}
