@@ -10,7 +10,7 @@ import pytest
 from retarget.advertisers import Advertiser
 from retarget.api_keys import Role, StoredKey, key_hash
 from retarget.audiences import Audience
-from retarget.campaigns import Campaign, Status
+from retarget.campaigns import Budget, Campaign, Status
 from retarget.catalog import Catalog, ServingCampaign, build_catalog
 from retarget.creatives import Banner, Format, Video
 from retarget.store import keys
@@ -118,6 +118,26 @@ def test_a_paused_or_archived_campaign_is_kept_but_does_not_serve(status: Status
 
     assert serving_ids(catalog, "aud_a") == ["cmp_on"]
     assert catalog.campaigns["cmp_stopped"].status is status
+
+
+def test_every_campaign_with_an_impression_budget_paused_or_not_has_its_spend_watched() -> None:
+    catalog = build_catalog(
+        snapshot(
+            SHOP,
+            audience("aud_a"),
+            campaign("cmp_total", ["aud_a"], budget=Budget(total_impressions=100)),
+            campaign("cmp_daily", ["aud_a"], budget=Budget(daily_impressions=10)),
+            campaign(
+                "cmp_paused",
+                ["aud_a"],
+                status=Status.PAUSED,
+                budget=Budget(total_impressions=5),
+            ),
+            campaign("cmp_free", ["aud_a"]),
+        )
+    )
+
+    assert sorted(catalog.budgeted) == ["cmp_daily", "cmp_paused", "cmp_total"]
 
 
 def test_a_campaign_serves_under_each_of_its_audiences() -> None:

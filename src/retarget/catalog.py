@@ -120,8 +120,8 @@ class Catalog:
     ranked: tuple[ServingCampaign, ...] = ()
     # Index for decisions: audience id -> campaigns that include it and may serve.
     serving_by_audience: Mapping[str, tuple[ServingCampaign, ...]] = field(default_factory=_empty)
-    # Campaigns that may serve and have an impression budget: the ones whose spend by every
-    # worker each worker must know (store/counters.py reads it back).
+    # Campaigns with an impression budget, paused ones too (known already when resumed): the
+    # ones whose spend by every worker each worker must know (store/counters.py reads it).
     budgeted: tuple[str, ...] = ()
 
     @property
@@ -212,9 +212,7 @@ def build_catalog(snapshot: ConfigSnapshot, decode: Decoder | None = None) -> Ca
         ranked=tuple(ranked),
         serving_by_audience=MappingProxyType({k: tuple(v) for k, v in serving.items()}),
         budgeted=tuple(
-            s.campaign.id
-            for s in ranked
-            if s.campaign.budget.total_impressions or s.campaign.budget.daily_impressions
+            c.id for c in campaigns if c.budget.total_impressions or c.budget.daily_impressions
         ),
     )
 

@@ -6,8 +6,11 @@ import asyncio
 
 import orjson
 from fastapi import APIRouter, Request
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.responses import Response
+
+from retarget.store.client import RedisClient
 
 router = APIRouter(tags=["operations"])
 
@@ -32,7 +35,7 @@ async def readyz(request: Request) -> Response:
     extra = {"breaker": state.breaker.state.value, "spool_bytes": state.spool.size}
     try:
         async with asyncio.timeout(settings.redis_socket_timeout + settings.redis_connect_timeout):
-            await state.redis.ping()
+            await _ping(state.redis)
     except (RedisError, OSError, TimeoutError) as exc:
         reason = type(exc).__name__
         message = f"redis did not answer PING: {reason}"
@@ -40,6 +43,16 @@ async def readyz(request: Request) -> Response:
         body |= extra
         return Response(orjson.dumps(body), status_code=503, media_type="application/json")
     return Response(orjson.dumps({"status": "ok"} | extra), media_type="application/json")
+
+
+async def _ping(redis: RedisClient) -> None:
+    """PING, and once more if the pooled connection had broken while idle (a Redis node
+    restarted since its last use): redis-py drops that connection and the second PING opens
+    a new one, so a probe does not report a restart that is over as Redis being down."""
+    try:
+        await redis.ping()
+    except RedisConnectionError:
+        await redis.ping()
 
 
 @router.get(
