@@ -62,7 +62,8 @@ async def show(
     by_day = replace(by_category, group_by=(Dimension.DAY,))
     by_publisher = replace(by_category, group_by=(Dimension.PUBLISHER,))
 
-    await state.counters.flush()  # this worker's latest counts, as GET /v1/reports does
+    # This worker's latest counts, for the reports (as GET /v1/reports does) and the spend.
+    await state.counters.flush()
     stats = await state.reports.stat_rows(by_category.days, advertiser_id)
     reports = {
         q.group_by[0]: build_report(q, stats, catalog.campaigns)

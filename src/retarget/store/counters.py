@@ -132,9 +132,9 @@ class Counters:
                 listener(changed)
 
     async def global_spend(self, campaign_ids: Sequence[str]) -> dict[str, Spend]:
-        """Every worker's spend of these campaigns, as Redis has it once this worker's own
-        counts are flushed (for pages that show it; decisions use ``spend``)."""
-        await self.flush()
+        """Every worker's spend of these campaigns as Redis has it: this worker's own counts
+        since its last ``flush`` are not in it (for pages that show it, which flush first;
+        decisions use ``spend``)."""
         if not campaign_ids:
             return {}
         totals, todays = _spend_amounts(
