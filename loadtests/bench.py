@@ -509,10 +509,6 @@ def main(argv: list[str] | None = None) -> None:
         load_cpus = cpu_sets(args.pin, 1)[1]
         if load_cpus is not None:
             pin_threads(redis_pid, load_cpus)
-        uvicorn_flags = [
-            "--loop", "uvloop", "--http", "retarget.http_protocol:HttpToolsProtocol",
-            "--no-access-log", "--no-proxy-headers",
-        ]  # fmt: skip
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("RETARGET_")}
         ports: dict[int, int] = {}
         pids: dict[str, int] = {}
@@ -537,9 +533,11 @@ def main(argv: list[str] | None = None) -> None:
             }
             floor_env = {**os.environ, "FLOOR_REDIS_URL": embedded.url, "PYTHONPATH": str(ROOT)}
             service_cmd = [sys.executable, "-m", "retarget", "serve"]
+            # Served as the service is (retarget.workers): the same uvicorn settings and, with
+            # several workers, a listening socket each.
             floor_cmd = [
-                sys.executable, "-m", "uvicorn", "loadtests.floor:app", "--port", str(floor_port),
-                "--workers", str(workers), "--log-level", "warning", *uvicorn_flags,
+                sys.executable, "-m", "retarget.workers", "loadtests.floor:app",
+                "--port", str(floor_port), "--workers", str(workers),
             ]  # fmt: skip
             logs = work / f"service-{workers}w.log", work / f"floor-{workers}w.log"
             app_cpus = cpu_sets(args.pin, workers)[0]

@@ -4,9 +4,8 @@ A raw ASGI application (no framework) served by the same uvicorn settings as the
 ``POST /v1/decisions`` reads the JSON body, makes one EVALSHA of a script comparable to
 store/decide.lua on the same user's keys (read the profile, read and write the frequency
 hash), and returns a fixed JSON body. ``GET /px/<id>.gif`` makes one EVALSHA comparable to
-store/record_event.lua and returns the GIF. Run: ``uvicorn loadtests.floor:app --http
-retarget.http_protocol:HttpToolsProtocol`` (the service's protocol), with ``FLOOR_REDIS_URL``
-set.
+store/record_event.lua and returns the GIF. Run, served as the service is, with
+``FLOOR_REDIS_URL`` set: ``python -m retarget.workers loadtests.floor:app --workers N``.
 """
 
 from __future__ import annotations

@@ -16,17 +16,14 @@ import urllib.request
 from collections.abc import Sequence
 
 import orjson
-import uvicorn
 
-from retarget import demo
+from retarget import demo, workers
 from retarget.app import create_app
 from retarget.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from retarget.logs import configure_logging, logging_config, startup_fields
 from retarget.settings import Settings, SettingsError, load_settings, with_secrets
 
 log = logging.getLogger("retarget")
-# uvicorn's httptools protocol, each response's head and body in one write (http_protocol).
-HTTP_PROTOCOL = "retarget.http_protocol:HttpToolsProtocol"
 
 
 def _say(line: str) -> None:
@@ -107,17 +104,11 @@ def serve(settings: Settings, *, with_demo: bool = False) -> None:
         config: dict[str, object] = {
             "host": settings.host,
             "port": settings.port,
-            "loop": "uvloop",
-            "http": HTTP_PROTOCOL,
             "lifespan": "on",
             "access_log": settings.access_log,
             "log_level": settings.log_level,
             # A dict, not None: uvicorn applies it again in each spawned worker process.
             "log_config": logging_config(settings),
-            "server_header": False,
-            # uvicorn would otherwise take X-Forwarded-For from any local peer as the client
-            # address; the client IP is client_ip's alone, from RETARGET_TRUSTED_PROXIES.
-            "proxy_headers": False,
             "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         }
         log.info("starting", extra=starting)
@@ -127,7 +118,7 @@ def serve(settings: Settings, *, with_demo: bool = False) -> None:
             )
             seeding.start()
         if settings.workers == 1:
-            uvicorn.run(create_app(settings), **config)  # type: ignore[arg-type]
+            workers.run(create_app(settings), 1, **config)
         else:
             # Each worker writes its metrics to files here; /metrics adds them up.
             metrics_dir = settings.data_dir / "metrics"
@@ -139,11 +130,9 @@ def serve(settings: Settings, *, with_demo: bool = False) -> None:
             os.environ["RETARGET_REDIS_URL"] = str(settings.redis_url)
             os.environ["RETARGET_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()  # type: ignore[union-attr]
             os.environ["RETARGET_SECRET_KEY"] = settings.secret_key.get_secret_value()  # type: ignore[union-attr]
-            uvicorn.run(
-                "retarget.app:create_app_from_env",
-                factory=True,
-                workers=settings.workers,
-                **config,  # type: ignore[arg-type]
+            # Each worker on a listening socket of its own (workers.py).
+            workers.run(
+                "retarget.app:create_app_from_env", settings.workers, factory=True, **config
             )
     finally:
         # Stopped last, after uvicorn has drained in-flight requests.

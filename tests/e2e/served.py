@@ -10,10 +10,10 @@ import httpx
 import uvicorn
 
 from retarget.app import create_app
-from retarget.cli import HTTP_PROTOCOL
 from retarget.clock import FrozenClock
 from retarget.embedded_redis import free_port
 from retarget.settings import Settings
+from retarget.workers import SERVER_SETTINGS
 
 
 @contextlib.asynccontextmanager
@@ -24,8 +24,7 @@ async def running(settings: Settings, clock: FrozenClock) -> AsyncIterator[httpx
         create_app(settings, clock=clock),
         host="127.0.0.1",
         port=port,
-        loop="asyncio",
-        http=HTTP_PROTOCOL,
+        **{**SERVER_SETTINGS, "loop": "asyncio"},
         lifespan="on",
         log_level="warning",
     )

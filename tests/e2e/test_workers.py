@@ -1,10 +1,11 @@
 """``retarget serve`` with two uvicorn workers: a campaign changed through one worker is
-served accordingly by every worker within a second (each polls ``{cfg}:version``).
+served accordingly by every worker within a second (each polls ``{cfg}:version``); a burst of
+connections is spread over the workers, and a worker that dies is replaced.
 
-The workers share one listening socket, so the kernel decides which worker accepts a
-connection. Every decision here goes over a connection of its own, and the test reads from
-``/proc`` which worker process holds the server end of it: which worker answered is known
-for every answer, so "every worker" is checked, not just likely.
+Each worker listens on a socket of its own (retarget.workers), so the kernel decides which
+worker accepts a connection. Every decision here goes over a connection of its own, and the
+test reads from ``/proc`` which worker process holds the server end of it: which worker
+answered is known for every answer, so "every worker" is checked, not just likely.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ import orjson
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+from uvicorn.config import STARTUP_FAILURE
 
 from retarget.embedded_redis import EmbeddedRedis, free_port
 from retarget.signing import sign
@@ -52,6 +57,10 @@ NO_FILL = "x-retarget-no-fill"
 PROPAGATION_SECONDS = 1.0
 # Answers of one kind each worker must give in a row before the test believes it switched.
 IN_A_ROW = 20
+# Connections opened at once, as by a keep-alive pool or a load balancer.
+BURST = 64
+# How long one worker stays busy while the burst connects.
+BUSY_SECONDS = 0.5
 # How long to keep asking a worker that does not switch before failing.
 GIVE_UP_SECONDS = 5.0
 # How often each worker hands its hot-path metrics to the shared files (Metrics.keep_syncing).
@@ -93,6 +102,10 @@ class Workers:
         """The worker that answered ``response``, whose connection must still be open: the
         one whose process holds the server end of that connection."""
         _, client_port = response.extensions["network_stream"].get_extra_info("client_addr")
+        return self.holder(client_port)
+
+    def holder(self, client_port: int) -> int:
+        """The worker holding the server end of the open connection from ``client_port``."""
         inode = _server_socket_inode(self.service.port, client_port)
         for pid in self.pids:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -377,3 +390,70 @@ def fills(response: httpx.Response) -> float:
             if sample.name == "retarget_decisions_total" and sample.labels == {"outcome": "fill"}:
                 return sample.value
     return 0.0
+
+
+def test_connections_opened_at_once_are_spread_over_the_workers(two_workers: Workers) -> None:
+    """A burst of connections (a keep-alive pool opening, a load balancer starting) must not
+    all stay with whichever worker was free to accept them: here one worker is busy (frozen)
+    for half a second while the burst connects, and still gets its share once it goes on."""
+    address = ("127.0.0.1", two_workers.service.port)
+    busy = min(two_workers.pids)
+    os.kill(busy, signal.SIGSTOP)
+    try:
+        connections = [socket.create_connection(address, timeout=5) for _ in range(BURST)]
+        time.sleep(BUSY_SECONDS)
+    finally:
+        os.kill(busy, signal.SIGCONT)
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: retarget\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(64).startswith(b"HTTP/1.1 200 ")  # accepted, answered
+        served = [two_workers.holder(c.getsockname()[1]) for c in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+
+    shares = {pid: served.count(pid) for pid in two_workers.pids}
+    # Spread by a hash of the client's port: a worker gets fewer than a quarter of 64
+    # connections about once in 30,000 bursts.
+    assert min(shares.values()) >= BURST // 4, shares
+
+
+async def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(
+    two_workers: Workers, workers_redis: EmbeddedRedis
+) -> None:
+    killed = min(two_workers.pids)
+    os.kill(killed, signal.SIGKILL)
+
+    # Connections hashed to the dead worker's socket wait there for its replacement.
+    clients = [two_workers.client() for _ in range(BURST // 2)]
+    try:
+        async with asyncio.timeout(30):
+            answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+
+    assert {answer.status_code for answer in answers} == {200}
+    now_serving = await asyncio.to_thread(connected_workers, workers_redis.url, WORKERS)
+    assert killed not in now_serving
+    assert now_serving <= set(children_of(two_workers.service.pid))
+
+
+def test_a_worker_that_fails_to_start_stops_the_service_instead_of_restarting_forever(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "broken.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        await receive()\n"
+        "        await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
+    )
+    command = [sys.executable, "-m", "retarget.workers", "broken:app", "--workers", "2"]
+    ran = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert ran.returncode == STARTUP_FAILURE, ran.stderr.decode()
