@@ -11,8 +11,8 @@ Measured under wrk at 6,000 decisions/s with two workers (docs/benchmarks.md, ni
 session): three write calls per decision (its Redis call, the head, the body) became two,
 and the p99 went from 7.3 to 5.1 ms (the floor's, from 5.0 to 3.7).
 
-The service (``retarget serve``) and the bench's floor both run with ``--http
-retarget.http_protocol:HttpToolsProtocol``.
+The service (``retarget serve``) and the bench's floor both run with it
+(``workers.SERVER_SETTINGS``).
 """
 
 from __future__ import annotations

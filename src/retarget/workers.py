@@ -49,14 +49,14 @@ REUSE_PORT = sys.platform == "linux"  # elsewhere SO_REUSEPORT binds but does no
 _spawn = multiprocessing.get_context("spawn")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     """A socket listening on (host, port) that other sockets may share with SO_REUSEPORT."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -74,14 +74,15 @@ class Workers:
 
     def __init__(self, config: uvicorn.Config, count: int) -> None:
         self._config = config
-        self._sockets = [listening_socket(config.host, config.port) for _ in range(count)]
-        self._processes: list[BaseProcess | None] = [None] * count
+        self._sockets = [
+            listening_socket(config.host, config.port, config.backlog) for _ in range(count)
+        ]
         self._stopping = False
 
-    def _start(self, slot: int) -> None:
-        process = _spawn.Process(target=_worker, args=(self._config, self._sockets[slot]))
+    def _start(self, sock: socket.socket) -> BaseProcess:
+        process = _spawn.Process(target=_worker, args=(self._config, sock))
         process.start()
-        self._processes[slot] = process
+        return process
 
     def _stop(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -90,13 +91,12 @@ class Workers:
         """Serve until SIGTERM or SIGINT; then stop every worker and wait for them."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        for slot in range(len(self._sockets)):
-            self._start(slot)
+        processes = [self._start(sock) for sock in self._sockets]
         failed = False
         while not self._stopping:
-            wait([p.sentinel for p in self._processes if p is not None], timeout=0.5)
-            for slot, process in enumerate(self._processes):
-                if process is None or process.exitcode is None or self._stopping:
+            wait([process.sentinel for process in processes], timeout=0.5)
+            for slot, process in enumerate(processes):
+                if process.exitcode is None or self._stopping:
                     continue
                 if process.exitcode == STARTUP_FAILURE:  # the app or its settings are broken:
                     self._stopping = failed = True  # every replacement would fail alike
@@ -106,13 +106,12 @@ class Workers:
                     "worker exited: starting another",
                     extra={"pid": process.pid, "exitcode": process.exitcode},
                 )
-                self._start(slot)
-        for process in self._processes:
-            if process is not None and process.exitcode is None:
+                processes[slot] = self._start(self._sockets[slot])
+        for process in processes:
+            if process.exitcode is None:
                 process.terminate()  # SIGTERM: uvicorn drains, then the worker exits
-        for process in self._processes:
-            if process is not None:
-                process.join()
+        for process in processes:
+            process.join()
         for sock in self._sockets:
             sock.close()
         if failed:
