@@ -63,3 +63,20 @@ async def test_an_idle_worker_with_no_budget_to_watch_sends_redis_nothing(redis:
         await idle.flush()
 
     assert await commands_run(redis) == before
+
+
+async def test_a_spend_gone_from_redis_is_reported_as_changed(redis: Redis) -> None:
+    # A restore or failover that lost the spend, or a reset: the campaign its budget blocked
+    # must be checked again, not stay blocked until the day is over.
+    one = worker(redis, ("cmp_budget",))
+    changed: list[set[str]] = []
+    one.on_spend_change(changed.append)
+    one.serve("cmp_budget")
+    await one.flush()
+    assert changed == [{"cmp_budget"}]
+
+    await redis.delete(*[key async for key in redis.scan_iter(match="{spend}:*")])
+    await one.flush()
+
+    assert changed == [{"cmp_budget"}, {"cmp_budget"}]
+    assert one.spend("cmp_budget") == Spend()

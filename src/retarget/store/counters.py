@@ -16,6 +16,8 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from retarget.attribution import Conversion
@@ -41,8 +43,13 @@ class Counters:
         self._watched = watched  # the campaigns whose global spend a flush reads back
         self._stats: Counter[tuple[str, str]] = Counter()  # (day, field) -> n
         self._served: Counter[str] = Counter()  # campaign -> impressions since last flush
-        self._total: dict[str, int] = {}
-        self._today: dict[str, int] = {}
+        # The global spend read back at the last flush, as Redis replied (bytes or None), in
+        # the order of the campaigns read: a flush compares replies in C instead of building
+        # and comparing dicts (at 6,700 watched campaigns, 2.9 ms of the event loop).
+        self._ids: Sequence[str] = ()
+        self._position: dict[str, int] = {}  # campaign -> its place in _ids
+        self._total: list[bytes | None] = []
+        self._today: list[bytes | None] = []
         self._today_day = ""
         self._spend_listeners: list[Callable[[set[str]], None]] = []
         # One flush at a time: a report's flush must not return while the background one
@@ -86,8 +93,12 @@ class Counters:
         """Global spend at the last flush plus what this worker served since (a campaign not
         ``watched``: this worker's since its last flush)."""
         local = self._served.get(campaign_id, 0)
-        today = self._today.get(campaign_id, 0) if self._today_day == day_of(self._now()) else 0
-        return Spend(total=self._total.get(campaign_id, 0) + local, today=today + local)
+        at = self._position.get(campaign_id)
+        if at is None:
+            return Spend(total=local, today=local)
+        total = int(self._total[at] or 0)
+        today = int(self._today[at] or 0) if self._today_day == day_of(self._now()) else 0
+        return Spend(total=total + local, today=today + local)
 
     async def flush(self) -> None:
         """One round trip: add what we counted, read back global spend. When it returns,
@@ -122,11 +133,16 @@ class Counters:
             self._stats.update(stats)
             self._served.update(served)
             raise
-        new_total, new_today = _spend_amounts(watched, replies) if watched else ({}, {})
-        old_total, old_today = self._total, self._today if self._today_day == day else {}
-        self._total, self._today, self._today_day = new_total, new_today, day
-        changed = {k for k, v in new_total.items() if old_total.get(k) != v}
-        changed.update(k for k, v in new_today.items() if old_today.get(k) != v)
+        total, today = replies[-2:] if watched else ([], [])
+        if watched == self._ids and day == self._today_day:
+            # A spend that is gone (a restore or failover that lost it, a reset) is a change
+            # too, or a campaign its budget blocked would stay blocked all day.
+            changed = set(compress(watched, map(ne, total, self._total)))
+            changed.update(compress(watched, map(ne, today, self._today)))
+        else:  # a new catalog, or a new day: any of them may have moved
+            changed = {*watched, *self._ids}
+            self._ids, self._position = watched, {c: i for i, c in enumerate(watched)}
+        self._total, self._today, self._today_day = total, today, day
         if changed:
             for listener in self._spend_listeners:
                 listener(changed)
