@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from retarget.budgets import Spend
 from retarget.store.client import pipelined
-from retarget.store.counters import Counters
+from retarget.store.counters import READ_BACK_BATCH, Counters
 from tests.conftest import T0
 
 
@@ -80,3 +80,18 @@ async def test_a_spend_gone_from_redis_is_reported_as_changed(redis: Redis) -> N
 
     assert changed == [{"cmp_budget"}, {"cmp_budget"}]
     assert one.spend("cmp_budget") == Spend()
+
+
+async def test_the_spend_of_more_budgeted_campaigns_than_one_read_takes_is_all_read_back(
+    redis: Redis,
+) -> None:
+    watched = tuple(f"cmp_{n:05d}" for n in range(2 * READ_BACK_BATCH + 1))
+    one, other = worker(redis, watched), worker(redis, watched)
+    for campaign in (watched[0], watched[READ_BACK_BATCH], watched[-1], watched[-1]):
+        one.serve(campaign)
+
+    await one.flush()
+    await other.flush()
+
+    edges = (0, READ_BACK_BATCH - 1, READ_BACK_BATCH, len(watched) - 2, len(watched) - 1)
+    assert [other.spend(watched[n]).today for n in edges] == [1, 0, 1, 0, 2]
