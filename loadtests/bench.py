@@ -690,9 +690,6 @@ def main(argv: list[str] | None = None) -> None:
                     at_double(service), targets[service], args.connections * 2,
                     got[service].rps * 2,
                 )  # fmt: skip
-                for name in (floor, service, at_half(floor), at_half(service)):
-                    if got[name].redis_stalls:
-                        print(f"round {number} {name}: {got[name].redis_stalls}", file=sys.stderr)
                 print(
                     f"round {number} {service:12} {got[service].rps / got[floor].rps:.2f}x floor,"
                     f" p99 @ half {got[at_half(service)].p99 / got[at_half(floor)].p99:.2f}x,"

@@ -351,7 +351,7 @@ def forget_serving(redis: Redis) -> None:
     loop caps the users and spends the budgets within seconds (10,000 users at 15,000
     decisions/s), and every later run measures no-fills: 0 % filled at 20/s."""
     for pattern in ("{u:*}:f", "{spend}:*"):
-        batch = []
+        batch: list[bytes] = []
         for key in redis.scan_iter(match=pattern, count=10_000):
             batch.append(key)
             if len(batch) == 10_000:
